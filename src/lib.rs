@@ -10,7 +10,9 @@
 
 pub mod config;
 pub mod dimse;
+pub mod findings;
 pub mod metrics;
 pub mod node;
 pub mod receive;
 pub mod store;
+pub mod uid;
