@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod dimse;
+pub mod explain;
 pub mod findings;
 pub mod metrics;
 pub mod node;
