@@ -53,6 +53,6 @@ mod tests {
 
         let rgb = overlay(image.view(), map.view());
 
-        assert!(rgb[[0, 0, 0]] > 100 && rgb[[0, 0, 2]] == 0);
+        assert!(rgb[[0, 0, 0]] > 50 && rgb[[0, 0, 1]] == 0 && rgb[[0, 0, 2]] == 0);
     }
 }
