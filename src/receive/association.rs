@@ -263,7 +263,9 @@ impl Session {
 
         match result {
             Ok(Ok((outcome, tags))) => {
-                self.listener.notify(&tags);
+                if tags.is_identified() {
+                    self.listener.notify(&tags);
+                }
                 outcome_status(outcome, sop_instance, &tags.study_uid)
             }
             Ok(Err(err)) => failure_status(&err, sop_instance),
@@ -321,6 +323,13 @@ fn outcome_status(outcome: Outcome, sop_instance: &str, study_uid: &str) -> (u16
         Outcome::Duplicate => {
             tracing::info!(sop_instance_uid = %sop_instance, study_uid, "identical instance already stored");
             (status::SUCCESS, None)
+        }
+        Outcome::StoredUnidentified => {
+            tracing::warn!(sop_instance_uid = %sop_instance, "instance stored without a Study or Series Instance UID; it will not be analysed");
+            (
+                status::WARNING_COERCION,
+                Some("stored; no Study or Series Instance UID, so not analysed".into()),
+            )
         }
         Outcome::ConflictKeptFirst => {
             tracing::warn!(sop_instance_uid = %sop_instance, study_uid, "different instance under a stored SOP Instance UID: kept the first");

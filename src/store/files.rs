@@ -17,6 +17,9 @@ pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.1817212246453455150940368142912
 /// Argus's Implementation Version Name: at most 16 characters.
 pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("ARGUS_", env!("CARGO_PKG_VERSION"));
 
+/// The folder for instances without a Study or Series Instance UID.
+const UNIDENTIFIED: &str = "unidentified";
+
 /// Why an instance could not be made durable.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -25,7 +28,7 @@ pub enum FileError {
     BadUid { uid: String },
 
     #[error("cannot build the file meta group for {sop_instance_uid}: {source}")]
-    Meta { sop_instance_uid: String, source: dicom_object::meta::Error },
+    Meta { sop_instance_uid: String, source: Box<dicom_object::meta::Error> },
 
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
@@ -68,13 +71,18 @@ impl FileStore {
         &self.root
     }
 
-    /// Where an instance lives, relative to nothing: the full path.
+    /// Where an instance lives: `study/series/instance.dcm`, or `unidentified/instance.dcm`
+    /// for an instance that names no study or series.
     pub fn path_of(&self, header: &InstanceHeader<'_>) -> Result<PathBuf, FileError> {
+        let file = format!("{}.dcm", checked_uid(header.sop_instance_uid)?);
+        if header.study_uid.is_empty() || header.series_uid.is_empty() {
+            return Ok(self.root.join(UNIDENTIFIED).join(file));
+        }
         Ok(self
             .root
             .join(checked_uid(header.study_uid)?)
             .join(checked_uid(header.series_uid)?)
-            .join(format!("{}.dcm", checked_uid(header.sop_instance_uid)?)))
+            .join(file))
     }
 
     /// Writes one instance durably and returns its path. `dataset` is written byte for byte.
@@ -135,7 +143,7 @@ fn file_meta(header: &InstanceHeader<'_>) -> Result<dicom_object::FileMetaTable,
         .build()
         .map_err(|source| FileError::Meta {
             sop_instance_uid: header.sop_instance_uid.to_string(),
-            source,
+            source: Box::new(source),
         })
 }
 

@@ -132,6 +132,9 @@ pub fn record_instance(
     record: &InstanceRecord,
 ) -> Result<(), IndexError> {
     put(txn, INSTANCES, &record.sop_instance_uid, record)?;
+    if !tags.is_identified() {
+        return Ok(());
+    }
 
     let series = series_record(tags, record);
     put(txn, SERIES, &series.series_uid, &series)?;

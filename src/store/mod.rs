@@ -69,6 +69,8 @@ pub struct Incoming<'a> {
 pub enum Outcome {
     /// Stored for the first time.
     Stored,
+    /// Stored, but it names no study or series, so it will not be analysed.
+    StoredUnidentified,
     /// The same bytes were already stored; nothing changed.
     Duplicate,
     /// Other bytes were stored under this UID and were kept.
@@ -159,7 +161,10 @@ impl Store {
 
         let record = self.write(incoming, &tags, sha256)?;
         self.commit(&tags, &record)?;
-        Ok((outcome, tags))
+        match outcome {
+            Outcome::Stored if !tags.is_identified() => Ok((Outcome::StoredUnidentified, tags)),
+            _ => Ok((outcome, tags)),
+        }
     }
 
     fn conflict_outcome(&self, tags: &InstanceTags) -> Result<Outcome, StoreError> {
@@ -208,7 +213,7 @@ impl Store {
     fn commit(&self, tags: &InstanceTags, record: &InstanceRecord) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(IndexError::from)?;
         index::record_instance(&txn, tags, record)?;
-        if let Some(hook) = &self.hook {
+        if let Some(hook) = self.hook.as_ref().filter(|_| tags.is_identified()) {
             hook.instance_indexed(&txn, tags, record)?;
         }
         txn.commit().map_err(IndexError::from)?;

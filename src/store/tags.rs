@@ -54,15 +54,16 @@ impl InstanceTags {
 
     /// The first of the UIDs that every stored instance needs but this one lacks.
     pub fn missing_identifier(&self) -> Option<&'static str> {
-        [
-            ("SOPClassUID", &self.sop_class_uid),
-            ("SOPInstanceUID", &self.sop_instance_uid),
-            ("StudyInstanceUID", &self.study_uid),
-            ("SeriesInstanceUID", &self.series_uid),
-        ]
-        .into_iter()
-        .find(|(_, value)| value.is_empty())
-        .map(|(name, _)| name)
+        [("SOPClassUID", &self.sop_class_uid), ("SOPInstanceUID", &self.sop_instance_uid)]
+            .into_iter()
+            .find(|(_, value)| value.is_empty())
+            .map(|(name, _)| name)
+    }
+
+    /// Whether the instance names its study and series, without which it cannot be grouped
+    /// or analysed (it is still stored).
+    pub fn is_identified(&self) -> bool {
+        !self.study_uid.is_empty() && !self.series_uid.is_empty()
     }
 }
 

@@ -53,12 +53,13 @@ SPECS = {
             "ct-chest-nodule", "Chest CT nodule classifier (phantom-trained)",
             "Flags CT slices that contain a lung nodule; the series takes its most suspicious slice.",
             ("CT",), {"window": {"center": -600.0, "width": 1500.0}}, ("normal", "nodule"),
+            epochs=30,
         ),
         ModelSpec(
             "mr-brain-lesion", "Brain MR lesion classifier (phantom-trained)",
             "Flags brain MR series (FLAIR-like) that contain a hyperintense lesion, from the whole volume.",
             ("MR",), {"percentiles": [1.0, 99.0]}, ("normal", "lesion"),
-            size=(64, 64), depth=16, train_cases=200, val_cases=40, epochs=20,
+            size=(64, 64), depth=16, train_cases=400, val_cases=60, epochs=40,
         ),
         ModelSpec(
             "pt-hotspot", "PET hot spot classifier (phantom-trained)",

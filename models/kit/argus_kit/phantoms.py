@@ -75,7 +75,7 @@ def ct_chest(rng: np.random.Generator, label: int) -> Case:
 def _draw_nodule(rng, hu, lungs, mask, spacing, thick) -> dict:
     """Adds a spherical nodule to a 3-slice HU stack; returns its parameters."""
     n = hu.shape[1]
-    diameter = rng.uniform(6.0, 20.0)
+    diameter = rng.uniform(8.0, 20.0)
     margin = str(rng.choice(["smooth", "spiculated"]))
     density = str(rng.choice(["solid", "ground-glass", "part-solid"]))
     value = {"solid": 30.0, "ground-glass": -450.0, "part-solid": -450.0}[density]
@@ -107,10 +107,10 @@ def mr_brain(rng: np.random.Generator, label: int) -> Case:
         img[shapes.ellipse(shape, (9.5, 46, 48 + 6 * side), (4, 12, 4))] = 90.0
     mask, lesion = np.zeros(shape, np.uint8), {}
     if label:
-        diameter = rng.uniform(10.0, 28.0)
+        diameter = rng.uniform(16.0, 32.0)
         z, r, c = _inside(rng, brain & ~(img < 100), 5)
         ball = shapes.soft_ball(shape, (z, r, c), diameter / 2, (thick, spacing, spacing))
-        img = img * (1 - ball) + rng.uniform(700, 900) * ball
+        img = img * (1 - ball) + rng.uniform(800, 1000) * ball
         mask = (ball > 0.5).astype(np.uint8)
         lesion = dict(diameter_mm=round(float(diameter), 1))
     bias = 1 + 0.12 * shapes.smooth_noise(rng, shape, 20)

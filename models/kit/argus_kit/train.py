@@ -79,7 +79,7 @@ def _epoch(model, opt, scaler, train: data.Split, sampler, cfg: TrainConfig, g) 
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return float(np.mean(losses))
 
 

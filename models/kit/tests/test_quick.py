@@ -75,6 +75,7 @@ def test_gradcam_matches_head_weights_map(cache):
                                        cache / "cam.npy")
     cam, exact = np.load(cam_path), np.load(exact_path)
     assert cam.shape == (1, 128, 128) and exact.shape == (1, 8, 8)
-    if exact.max() > 0:  # pytorch-grad-cam's map is the exact one, upsampled and rescaled
-        assert np.unravel_index(exact[0].argmax(), exact[0].shape) == np.unravel_index(
-            cam[0, ::16, ::16].argmax() if False else exact[0].argmax(), exact[0].shape)
+    # pytorch-grad-cam's map is the exact map, upsampled and rescaled: they agree in shape.
+    if exact.max() > 0:
+        pooled = cam[0].reshape(8, 16, 8, 16).mean(axis=(1, 3))
+        assert np.corrcoef(pooled.ravel(), exact[0].ravel())[0, 1] > 0.8
