@@ -8,12 +8,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod dimse;
 pub mod explain;
 pub mod findings;
 pub mod metrics;
 pub mod node;
+pub mod pipeline;
 pub mod receive;
+pub mod send;
 pub mod store;
 pub mod uid;

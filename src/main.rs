@@ -49,7 +49,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             tracing::info!("stop requested: finishing in-flight work");
             let _ = stop.send(true);
         });
-        argus::node::run(settings, shutdown).await.context("node stopped with an error")
+        let engines = engines(&settings)?;
+        argus::node::run(settings, engines, shutdown).await.context("node stopped with an error")
     })
 }
 
@@ -72,4 +73,37 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
         other => anyhow::bail!("--log-format must be text or json, not `{other}`"),
     }
     Ok(())
+}
+
+/// The inference and report engines for the node.
+fn engines(_settings: &Settings) -> anyhow::Result<argus::node::Engines> {
+    // TODO(#3): Wire the ONNX Runtime analyzer and the SR writer once they land.
+    struct NoModels;
+    impl argus::pipeline::Analyzer for NoModels {
+        fn route(&self, _: &argus::store::index::SeriesRecord) -> Option<String> {
+            None
+        }
+        fn analyze(
+            &self,
+            _: &str,
+            _: &str,
+            _: &[PathBuf],
+        ) -> Result<argus::findings::Analysis, String> {
+            Err("no models".into())
+        }
+    }
+    impl argus::pipeline::Reporter for NoModels {
+        fn write(
+            &self,
+            _: &argus::findings::Analysis,
+            _: &dicom_object::InMemDicomObject,
+            _: Option<&argus::pipeline::jobs::SrRef>,
+        ) -> Result<Vec<argus::pipeline::ReportObject>, String> {
+            Err("no report writer".into())
+        }
+    }
+    Ok(argus::node::Engines {
+        analyzer: std::sync::Arc::new(NoModels),
+        reporter: std::sync::Arc::new(NoModels),
+    })
 }
