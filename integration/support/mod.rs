@@ -24,9 +24,13 @@ pub fn in_namespace(test_name: &str, body: impl FnOnce()) {
         return;
     }
 
+    remove_stale_namespaces();
     let namespace = format!("argus-e2e-{}-{}", std::process::id(), short(test_name));
     let created = Command::new("ip").args(["netns", "add", &namespace]).status();
-    assert!(created.map(|s| s.success()).unwrap_or(false), "`ip netns add` failed: run as root with iproute2 installed");
+    assert!(
+        created.map(|s| s.success()).unwrap_or(false),
+        "`ip netns add` failed: run as root with iproute2 installed"
+    );
 
     let status = Command::new("ip")
         .args(["netns", "exec", &namespace])
@@ -36,6 +40,27 @@ pub fn in_namespace(test_name: &str, body: impl FnOnce()) {
         .status();
     let _ = Command::new("ip").args(["netns", "del", &namespace]).status();
     assert!(status.unwrap().success(), "{test_name} failed inside its network namespace");
+}
+
+/// Removes namespaces (and what runs in them) left by an earlier run that was killed.
+fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(pid) = name.strip_prefix("argus-e2e-").and_then(|r| r.split('-').next()) else {
+            continue;
+        };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let pids = Command::new("ip").args(["netns", "pids", name]).output();
+        for pid in
+            pids.map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default().lines()
+        {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
+    }
 }
 
 fn short(name: &str) -> String {
@@ -121,7 +146,11 @@ impl Orthanc {
             .args(["-sf", "-X", "POST", "--data-binary", body, &self.url(path)])
             .output()
             .unwrap();
-        assert!(out.status.success(), "POST {path} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "POST {path} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
@@ -177,7 +206,8 @@ impl Argus {
         std::fs::write(&config, settings).unwrap();
         env.push(("ARGUS_CONFIG".into(), config.display().to_string()));
 
-        let mut argus = Argus { child: None, port: 11112, http_port: 8080, data_dir: data_dir.into(), env };
+        let mut argus =
+            Argus { child: None, port: 11112, http_port: 8080, data_dir: data_dir.into(), env };
         argus.spawn();
         argus
     }
@@ -196,7 +226,10 @@ impl Argus {
         let child = Command::new(env!("CARGO_BIN_EXE_argus"))
             .args(["serve", "--config", &config])
             .env("ARGUS__NODE__DATA_DIR", &self.data_dir)
-            .env("ARGUS__INFERENCE__MODELS_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+            .env(
+                "ARGUS__INFERENCE__MODELS_DIR",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+            )
             .env("RUST_LOG", "info")
             .envs(self.env.iter().filter(|(k, _)| k.starts_with("ARGUS__")).map(|(k, v)| (k, v)))
             .stdout(Stdio::null())

@@ -58,8 +58,8 @@ SPECS = {
         ModelSpec(
             "mr-brain-lesion", "Brain MR lesion classifier (phantom-trained)",
             "Flags brain MR series (FLAIR-like) that contain a hyperintense lesion, from the whole volume.",
-            ("MR",), {"percentiles": [1.0, 99.0]}, ("normal", "lesion"),
-            size=(64, 64), depth=16, train_cases=400, val_cases=60, epochs=40,
+            ("MR",), {"percentiles": [1.0, 99.9]}, ("normal", "lesion"),
+            size=(64, 64), depth=16, train_cases=300, val_cases=60, epochs=40,
         ),
         ModelSpec(
             "pt-hotspot", "PET hot spot classifier (phantom-trained)",

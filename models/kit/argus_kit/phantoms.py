@@ -101,16 +101,16 @@ def mr_brain(rng: np.random.Generator, label: int) -> Case:
     shape = (d, n, n)
     head = shapes.ellipse(shape, (9.5, 48, 48), (11, 42, 35))
     brain = shapes.ellipse(shape, (9.5, 48, 48), (9.5, 37, 30))
-    img = np.where(head, 550.0, 10.0)
+    img = np.where(head, 300.0, 10.0)
     img[brain] = 380.0 + 40 * shapes.smooth_noise(rng, shape, 2)[brain]
     for side in (-1, 1):
         img[shapes.ellipse(shape, (9.5, 46, 48 + 6 * side), (4, 12, 4))] = 90.0
     mask, lesion = np.zeros(shape, np.uint8), {}
     if label:
-        diameter = rng.uniform(16.0, 32.0)
+        diameter = rng.uniform(18.0, 36.0)
         z, r, c = _inside(rng, brain & ~(img < 100), 5)
         ball = shapes.soft_ball(shape, (z, r, c), diameter / 2, (thick, spacing, spacing))
-        img = img * (1 - ball) + rng.uniform(800, 1000) * ball
+        img = img * (1 - ball) + rng.uniform(900, 1100) * ball
         mask = (ball > 0.5).astype(np.uint8)
         lesion = dict(diameter_mm=round(float(diameter), 1))
     bias = 1 + 0.12 * shapes.smooth_noise(rng, shape, 20)
