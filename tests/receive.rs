@@ -206,3 +206,46 @@ fn edited_copy(source: &Path, target: &Path) {
     ));
     obj.write_to_file(target).unwrap();
 }
+
+#[test]
+fn associations_over_the_cap_are_rejected_transiently() {
+    require_tool("echoscu");
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), &[("ARGUS__DICOM__MAX_ASSOCIATIONS", "1")]);
+    // Let the readiness probe's connection end, so that it holds no association slot.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let held = dicom_ul::ClientAssociationOptions::new()
+        .calling_ae_title("HOLDER")
+        .called_ae_title("ARGUS")
+        .with_abstract_syntax("1.2.840.10008.1.1")
+        .establish(("127.0.0.1", node.port))
+        .unwrap();
+
+    assert!(!node.echo("SECOND"));
+    held.release().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(node.echo("SECOND"));
+    assert!(node.log_text().contains("too many open associations"));
+}
+
+#[test]
+fn idle_associations_are_aborted_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), &[("ARGUS__DICOM__IDLE_TIMEOUT_SECS", "1")]);
+
+    let mut idle = dicom_ul::ClientAssociationOptions::new()
+        .calling_ae_title("SLEEPER")
+        .called_ae_title("ARGUS")
+        .with_abstract_syntax("1.2.840.10008.1.1")
+        .establish(("127.0.0.1", node.port))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+
+    let next = idle.receive();
+    assert!(
+        matches!(next, Ok(dicom_ul::Pdu::AbortRQ { .. }) | Err(_)),
+        "expected an abort, got {next:?}"
+    );
+    assert!(node.echo("ECHOSCU"));
+}
