@@ -19,7 +19,7 @@ def test_logits_are_a_linear_head_over_pooled_features(arch, shape):
         pooled = features.flatten(2).mean(dim=2)
         expected = pooled @ nets.head_weights(model).T + model.head.linear.bias
     torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
-    cam = cam_from_outputs(features.numpy(), nets.head_weights(model).numpy(), 1)
+    cam = cam_from_outputs(features.numpy(), nets.head_weights(model).detach().numpy(), 1)
     assert cam.shape == (shape[0],) + tuple(features.shape[2:]) and (cam >= 0).all()
 
 
