@@ -56,6 +56,14 @@ impl Node {
         node
     }
 
+    /// Starts a node that also reads the settings file `config`.
+    pub fn start_with_config(data_dir: &Path, config: &Path, env: &[(&str, &str)]) -> Node {
+        let mut env = env.to_vec();
+        let config = config.to_str().unwrap().to_string();
+        env.push(("ARGUS_TEST_CONFIG", &config));
+        Node::start(data_dir, &env)
+    }
+
     /// Starts the process again on the same port and data directory.
     pub fn restart(&mut self) {
         self.kill();
@@ -64,7 +72,11 @@ impl Node {
 
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_argus"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_argus"));
+        if let Some((_, config)) = self.env.iter().find(|(k, _)| k == "ARGUS_TEST_CONFIG") {
+            command.args(["--config", config]);
+        }
+        let child = command
             .arg("serve")
             .env("ARGUS__NODE__DATA_DIR", &self.data_dir)
             .env("ARGUS__DICOM__PORT", self.port.to_string())
