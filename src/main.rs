@@ -87,10 +87,7 @@ fn analyze(
 ) -> anyhow::Result<()> {
     let registry = load_models(settings)?;
     for (i, path) in paths.iter().enumerate() {
-        let (modality, sop_class) = analysis::input_modality(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let chosen = analysis::model_for(&registry, model, &modality, &sop_class)
-            .with_context(|| format!("no model for {}", path.display()))?;
+        let chosen = choose(&registry, model, path)?;
         let study = analysis::load_input(path, chosen.manifest.preparation.rescale)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let result = analysis::analyze_study(chosen, &study)
@@ -103,6 +100,21 @@ fn analyze(
         }
     }
     Ok(())
+}
+
+/// The model named with --model, else the one serving the input's Modality.
+fn choose<'r>(
+    registry: &'r Registry,
+    model: Option<&str>,
+    path: &Path,
+) -> anyhow::Result<&'r argus::model::LoadedModel> {
+    let (modality, sop_class) = match model {
+        Some(_) => Default::default(),
+        None => analysis::input_modality(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+    };
+    analysis::model_for(registry, model, &modality, &sop_class)
+        .with_context(|| format!("no model for {}", path.display()))
 }
 
 /// `OUT.png` for one input; `OUT-1.png`, `OUT-2.png`... for several.
