@@ -81,9 +81,9 @@ fn folder_nifti_and_png_inputs_are_analysed() {
 #[test]
 fn modality_without_a_model_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let file = common::testdata().join("dicom/mr/MR_small.dcm");
+    let file = common::testdata().join("dicom/other/US1_UNCR.dcm");
     let out = argus(&["analyze", path(&file)], dir.path());
-    assert_failed_cleanly(&out, "no loaded model serves modality `MR`");
+    assert_failed_cleanly(&out, "no loaded model serves modality `US`");
 }
 
 #[test]

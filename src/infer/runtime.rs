@@ -7,10 +7,11 @@
 //! error naming the script, never a panic.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider, ExecutionProviderDispatch};
+use ort::logging::LogLevel;
 use ort::session::builder::SessionBuilder;
 
 use crate::config::Provider;
@@ -122,11 +123,24 @@ fn load(path: &Path) -> Result<Environment, RuntimeError> {
         .map_err(|_| load_error("the loader panicked".into()))?
         .map_err(|e| load_error(e.to_string()))?;
     let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        builder.with_name("argus").with_telemetry(false).build()
+        builder.with_name("argus").with_telemetry(false).with_logger(Arc::new(forward_log)).build()
     }));
     built
         .map_err(|_| load_error("the library panicked while starting".into()))?
         .map_err(|e| RuntimeError::Environment(e.to_string()))
+}
+
+/// ONNX Runtime's log lines: warnings and errors for the operator, the rest at debug/trace
+/// (it reports every graph transformation at info).
+fn forward_log(level: LogLevel, category: &str, _id: &str, location: &str, message: &str) {
+    match level {
+        LogLevel::Fatal | LogLevel::Error => {
+            tracing::error!(target: "onnxruntime", category, location, "{message}")
+        }
+        LogLevel::Warning => tracing::warn!(target: "onnxruntime", category, location, "{message}"),
+        LogLevel::Info => tracing::debug!(target: "onnxruntime", category, "{message}"),
+        LogLevel::Verbose => tracing::trace!(target: "onnxruntime", category, "{message}"),
+    }
 }
 
 /// Adds the first usable provider of `preferred` to `builder` and says which it was. Each one

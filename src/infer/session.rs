@@ -75,7 +75,11 @@ impl ModelSession {
             path: model_path.into(),
             reason: e.to_string(),
         };
-        let mut builder = Session::builder(runtime.environment()).map_err(configure)?;
+        // ONNX Runtime's own info lines (every graph transformer) would drown the operator's.
+        let mut builder = Session::builder(runtime.environment())
+            .map_err(configure)?
+            .with_log_level(ort::logging::LogLevel::Warning)
+            .map_err(|e| configure(e.into()))?;
         if settings.intra_threads > 0 {
             builder = builder
                 .with_intra_threads(settings.intra_threads)
