@@ -9,13 +9,17 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod analysis;
 pub mod config;
 pub mod dimse;
 pub mod explain;
 pub mod findings;
+pub mod infer;
 pub mod metrics;
+pub mod model;
 pub mod node;
 pub mod pipeline;
+pub mod prepare;
 pub mod receive;
 pub mod send;
 pub mod store;

@@ -4,6 +4,8 @@
 //! The rendering is shared by the DICOM secondary capture (PS3.3 A.8) and `argus analyze
 //! --heatmap`, so a radiologist sees the same picture in the viewer and on the command line.
 
+pub mod gradcam;
+
 use ndarray::{Array3, ArrayView2};
 
 /// How strongly the colour map covers the image where activation is highest.

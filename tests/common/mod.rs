@@ -8,11 +8,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The read-only corpus of real DICOM files beside the repository (see its MANIFEST.md).
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The read-only corpus of real DICOM files (its MANIFEST.md says what each is):
+/// `ARGUS_TESTDATA`, else `../shared/testdata` beside the clone.
 pub fn testdata() -> PathBuf {
-    std::env::var_os("ARGUS_TESTDATA")
+    let path = std::env::var_os("ARGUS_TESTDATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"))
+        .unwrap_or_else(|| repo().join("../shared/testdata"));
+    assert!(path.join("MANIFEST.md").is_file(), "test corpus not found at {}", path.display());
+    path
 }
 
 /// A port nobody listens on right now.
@@ -318,4 +326,63 @@ pub fn dataset_sop_instance(path: &Path) -> Option<String> {
         .ok()?;
     let uid = obj.element(dicom_dictionary_std::tags::SOP_INSTANCE_UID).ok()?.to_str().ok()?;
     Some(trimmed(&uid))
+}
+
+/// The kit's Python: `ARGUS_PYTHON` if it is a venv interpreter with numpy, else the venv of
+/// scripts/python-env.sh.
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("ARGUS_VENV").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/argus/venv")
+    });
+    let candidates = std::env::var_os("ARGUS_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([venv.join("bin/python")]);
+    for candidate in candidates {
+        let ok = Command::new(&candidate)
+            .args(["-c", "import numpy, pydicom, onnxruntime"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return candidate;
+        }
+    }
+    panic!(
+        "no Python with numpy, pydicom and onnxruntime: run `scripts/python-env.sh` (venv at {})",
+        venv.display()
+    );
+}
+
+/// Runs `scripts/provision-onnxruntime.sh` (idempotent) and returns the path it prints.
+pub fn ort_library() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/provision-onnxruntime.sh"))
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "provisioning failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).expect("a path");
+    PathBuf::from(stdout.lines().last().expect("the script prints the path").trim())
+}
+
+/// Runs a Python script of tests/reference with arguments; panics with its stderr on failure.
+pub fn run_python(script: &str, args: &[&Path]) {
+    let out = Command::new(python())
+        .arg(repo().join("tests/reference").join(script))
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Reads a raw little-endian float32 file.
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+/// Writes a raw little-endian float32 file.
+pub fn write_f32(path: &Path, values: &[f32]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
 }

@@ -78,8 +78,9 @@ def cmd_evaluate(a) -> None:
 
 def cmd_export(a) -> None:
     model, table, ckpt = pipeline.load_checkpoint(Path(a.checkpoint))
-    training = {"data": "see checkpoint", "seed": ckpt["summary"]["seed"],
-                "epochs": ckpt["summary"]["epochs"]}
+    summary = ckpt["summary"]
+    training = {"data": "phantoms from models/kit", "train_cases": summary["train_cases"],
+                "seed": summary["seed"], "epochs": summary["epochs"]}
     print(pipeline.export_package(model, table, Path(a.out), training))
 
 

@@ -26,9 +26,14 @@ def _first_window(ds) -> tuple[float, float] | None:
     """The first Window Center/Width pair of a data set, if both are present."""
     if "WindowCenter" not in ds or "WindowWidth" not in ds:
         return None
-    center, width = ds.WindowCenter, ds.WindowWidth
-    first = lambda v: float(v[0]) if hasattr(v, "__len__") and not isinstance(v, str) else float(v)
-    return first(center), first(width)
+    return _first_value(ds.WindowCenter), _first_value(ds.WindowWidth)
+
+
+def _first_value(v) -> float:
+    """The first value of a possibly multi-valued DS element."""
+    if hasattr(v, "__len__") and not isinstance(v, str):
+        return float(v[0])
+    return float(v)
 
 
 def _slice_position(ds) -> float:

@@ -1,0 +1,162 @@
+//! Inputs that are not DICOM, for `argus analyze`: NIfTI-1 volumes (.nii, .nii.gz; the header
+//! of the NIfTI-1 standard, read here with flate2 for the compressed form) and PNG or JPEG
+//! pictures (one grey frame, BT.601 luma for colour).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+
+/// Why a NIfTI or picture file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+
+    #[error("{path} is not a NIfTI-1 file: {reason}")]
+    Nifti { path: PathBuf, reason: String },
+
+    #[error("cannot decode picture {path}: {reason}")]
+    Picture { path: PathBuf, reason: String },
+}
+
+/// Grey frames of a NIfTI-1 volume, one per index of the third axis (the first volume of a 4-D
+/// file), each (dim2 rows, dim1 columns), scaled by scl_slope/scl_inter when the slope is set.
+pub fn read_nifti(path: &Path) -> Result<Vec<Array2<f32>>, FileError> {
+    let bytes = read_maybe_gzip(path)?;
+    let nifti_error = |reason: String| FileError::Nifti { path: path.into(), reason };
+    let header = Header::parse(&bytes).map_err(nifti_error)?;
+    let (nx, ny, nz) = (header.dims[0], header.dims[1], header.dims[2]);
+    let count = nx * ny * nz;
+    let values = header.values(&bytes, count).map_err(nifti_error)?;
+    Ok((0..nz)
+        .map(|k| {
+            let plane = &values[k * nx * ny..(k + 1) * nx * ny];
+            Array2::from_shape_fn((ny, nx), |(r, c)| plane[r * nx + c])
+        })
+        .collect())
+}
+
+/// One grey frame of a PNG or JPEG picture.
+pub fn read_picture(path: &Path) -> Result<Array2<f32>, FileError> {
+    let image = image::open(path)
+        .map_err(|e| FileError::Picture { path: path.into(), reason: e.to_string() })?;
+    let grey: Vec<f32> = if image.color().has_color() {
+        image.to_rgb32f().pixels().map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect()
+    } else {
+        image.to_luma32f().pixels().map(|p| p[0]).collect()
+    };
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    // to_*32f maps the full range to [0, 1]; scale back to stored units of the picture.
+    let full = if image.color().bytes_per_pixel() / image.color().channel_count() as u8 > 1 {
+        65535.0
+    } else {
+        255.0
+    };
+    Ok(Array2::from_shape_vec((h, w), grey.into_iter().map(|v| v * full).collect())
+        .expect("sizes agree"))
+}
+
+fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, FileError> {
+    let read_error = |source| FileError::Read { path: path.into(), source };
+    let raw = std::fs::read(path).map_err(read_error)?;
+    if raw.starts_with(&[0x1F, 0x8B]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(read_error)?;
+        return Ok(out);
+    }
+    Ok(raw)
+}
+
+/// The NIfTI-1 header fields used here (offsets of the 348-byte header).
+struct Header {
+    big_endian: bool,
+    dims: [usize; 3],
+    datatype: i16,
+    vox_offset: usize,
+    slope: f32,
+    intercept: f32,
+}
+
+impl Header {
+    fn parse(b: &[u8]) -> Result<Header, String> {
+        if b.len() < 348 {
+            return Err("shorter than the 348-byte header".into());
+        }
+        let big_endian = match (
+            i32::from_le_bytes(b[0..4].try_into().unwrap()),
+            i32::from_be_bytes(b[0..4].try_into().unwrap()),
+        ) {
+            (348, _) => false,
+            (_, 348) => true,
+            (540, _) | (_, 540) => return Err("NIfTI-2 is not supported".into()),
+            _ => return Err("sizeof_hdr is not 348".into()),
+        };
+        // TODO(#3): Read NIfTI-2 headers (540 bytes, 64-bit dimensions) as well.
+        let h = Reader { b, big_endian };
+        let rank = h.i16(40).clamp(1, 7) as usize;
+        let dim = |i: usize| if i <= rank { h.i16(40 + 2 * i).max(1) as usize } else { 1 };
+        Ok(Header {
+            big_endian,
+            dims: [dim(1), dim(2), dim(3)],
+            datatype: h.i16(70),
+            vox_offset: h.f32(108).max(348.0) as usize,
+            slope: h.f32(112),
+            intercept: h.f32(116),
+        })
+    }
+
+    fn values(&self, b: &[u8], count: usize) -> Result<Vec<f32>, String> {
+        let r = Reader { b, big_endian: self.big_endian };
+        let (size, read): (usize, Box<dyn Fn(usize) -> f32>) = match self.datatype {
+            2 => (1, Box::new(|o| b[o] as f32)),
+            256 => (1, Box::new(|o| b[o] as i8 as f32)),
+            4 => (2, Box::new(|o| r.i16(o) as f32)),
+            512 => (2, Box::new(|o| r.i16(o) as u16 as f32)),
+            8 => (4, Box::new(|o| r.i32(o) as f32)),
+            768 => (4, Box::new(|o| r.i32(o) as u32 as f32)),
+            16 => (4, Box::new(|o| r.f32(o))),
+            64 => (8, Box::new(|o| r.f64(o) as f32)),
+            other => return Err(format!("datatype {other} is not supported")),
+        };
+        if b.len() < self.vox_offset + count * size {
+            return Err("voxel data shorter than the header says".into());
+        }
+        let scale = |v: f32| {
+            if self.slope != 0.0 && self.slope.is_finite() {
+                v * self.slope + self.intercept
+            } else {
+                v
+            }
+        };
+        Ok((0..count).map(|i| scale(read(self.vox_offset + i * size))).collect())
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    big_endian: bool,
+}
+
+impl Reader<'_> {
+    fn bytes<const N: usize>(&self, o: usize) -> [u8; N] {
+        let mut a: [u8; N] = self.b[o..o + N].try_into().expect("in bounds");
+        if self.big_endian {
+            a.reverse();
+        }
+        a
+    }
+    fn i16(&self, o: usize) -> i16 {
+        i16::from_le_bytes(self.bytes(o))
+    }
+    fn i32(&self, o: usize) -> i32 {
+        i32::from_le_bytes(self.bytes(o))
+    }
+    fn f32(&self, o: usize) -> f32 {
+        f32::from_le_bytes(self.bytes(o))
+    }
+    fn f64(&self, o: usize) -> f64 {
+        f64::from_le_bytes(self.bytes(o))
+    }
+}
