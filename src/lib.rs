@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod node;
 pub mod pipeline;
 pub mod receive;
+pub mod report;
 pub mod send;
 pub mod store;
 pub mod uid;
