@@ -266,3 +266,82 @@ pub fn summary(analysis: &Analysis) -> String {
         None => "The model reports no finding labels.".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dicom_dictionary_std::tags;
+
+    use super::*;
+    use crate::report::testing;
+
+    fn template_of(group: &InMemDicomObject) -> String {
+        let id = &group.get(tags::CONTENT_TEMPLATE_SEQUENCE).unwrap().items().unwrap()[0];
+        id.get(tags::TEMPLATE_IDENTIFIER).unwrap().to_str().unwrap().to_string()
+    }
+
+    fn value_types(group: &InMemDicomObject) -> Vec<String> {
+        let children = group.get(tags::CONTENT_SEQUENCE).unwrap().items().unwrap();
+        children.iter().map(|c| c.get(tags::VALUE_TYPE).unwrap().to_str().unwrap().into()).collect()
+    }
+
+    fn group_for(analysis: &Analysis, three_d: bool) -> InMemDicomObject {
+        let settings = ReportSettings::new("2.25");
+        let ctx =
+            Context { analysis, settings: &settings, frame_of_reference: Some("1.2.3"), three_d };
+        measurement_group(&ctx, 0, &analysis.findings[0]).unwrap()
+    }
+
+    #[test]
+    fn a_located_present_finding_is_a_planar_roi_with_its_region() {
+        let image = testing::image(1, 1);
+        let analysis =
+            testing::analysis(vec![image.clone()], vec![testing::finding(0.9, &image, true)]);
+
+        let group = group_for(&analysis, false);
+
+        assert_eq!(template_of(&group), "1410");
+        assert!(value_types(&group).contains(&"SCOORD".to_string()));
+    }
+
+    #[test]
+    fn an_absent_finding_is_never_drawn() {
+        let image = testing::image(1, 1);
+        let analysis =
+            testing::analysis(vec![image.clone()], vec![testing::finding(0.2, &image, true)]);
+
+        let group = group_for(&analysis, false);
+
+        assert_eq!(template_of(&group), "1501");
+        assert!(!value_types(&group).iter().any(|t| t.starts_with("SCOORD")));
+        assert!(summary(&analysis).starts_with("No finding reached the model's threshold"));
+    }
+
+    #[test]
+    fn a_volume_finding_is_a_patient_point() {
+        let image = testing::image(1, 1);
+        let analysis =
+            testing::analysis(vec![image.clone()], vec![testing::finding(0.9, &image, true)]);
+
+        let group = group_for(&analysis, true);
+
+        assert!(value_types(&group).contains(&"SCOORD3D".to_string()));
+    }
+
+    #[test]
+    fn a_region_on_an_image_outside_the_analysis_is_refused() {
+        let image = testing::image(1, 1);
+        let stranger = testing::image(9, 1);
+        let analysis = testing::analysis(vec![image], vec![testing::finding(0.9, &stranger, true)]);
+        let settings = ReportSettings::new("2.25");
+        let ctx = Context {
+            analysis: &analysis,
+            settings: &settings,
+            frame_of_reference: None,
+            three_d: false,
+        };
+
+        let result = measurement_report(&ctx);
+
+        assert!(matches!(result, Err(ReportError::UnknownImage { .. })));
+    }
+}

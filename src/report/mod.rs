@@ -13,6 +13,8 @@ mod content;
 mod items;
 mod sc;
 mod sr;
+#[cfg(test)]
+mod testing;
 
 use dicom_object::{FileDicomObject, InMemDicomObject};
 

@@ -312,3 +312,62 @@ fn put_frames(obj: &mut InMemDicomObject, frames: usize) {
     let pages = (1..=frames).map(|n| n.to_string()).collect();
     obj.put(DataElement::new(tags::PAGE_NUMBER_VECTOR, VR::IS, PrimitiveValue::Strs(pages)));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testing;
+
+    fn capture(slices: usize, source_size: (u16, u16)) -> Result<InMemDicomObject, ReportError> {
+        let image = testing::image(1, 1);
+        let mut analysis = testing::analysis(vec![image.clone()], Vec::new());
+        analysis.heatmap = Some(testing::heatmap(&image, slices, 4, 6));
+        let source = testing::source(source_size.0, source_size.1, None);
+        let file = build(&analysis, &source, &ReportSettings::new("2.25"))?;
+        Ok(file.expect("a heatmap gives a capture").into_inner())
+    }
+
+    fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> String {
+        common::text(obj, tag)
+    }
+
+    #[test]
+    fn one_plane_is_a_single_frame_rgb_capture_of_the_source_size() {
+        let obj = capture(1, (4, 6)).unwrap();
+
+        assert_eq!(text(&obj, tags::SOP_CLASS_UID), uids::SECONDARY_CAPTURE_IMAGE_STORAGE);
+        assert_eq!((text(&obj, tags::ROWS), text(&obj, tags::COLUMNS)), ("4".into(), "6".into()));
+        assert_eq!(obj.get(tags::PIXEL_DATA).unwrap().to_bytes().unwrap().len(), 4 * 6 * 3);
+        assert!(obj.get(tags::NUMBER_OF_FRAMES).is_none());
+        assert!(text(&obj, tags::SERIES_DESCRIPTION).contains("not for diagnosis"));
+    }
+
+    #[test]
+    fn a_volume_is_a_multi_frame_true_colour_capture() {
+        let obj = capture(3, (4, 6)).unwrap();
+
+        assert_eq!(
+            text(&obj, tags::SOP_CLASS_UID),
+            uids::MULTI_FRAME_TRUE_COLOR_SECONDARY_CAPTURE_IMAGE_STORAGE
+        );
+        assert_eq!(text(&obj, tags::NUMBER_OF_FRAMES), "3");
+        assert_eq!(obj.get(tags::PIXEL_DATA).unwrap().to_bytes().unwrap().len(), 3 * 4 * 6 * 3);
+    }
+
+    #[test]
+    fn a_heatmap_of_another_size_than_the_source_is_refused() {
+        let result = capture(1, (8, 8));
+
+        assert!(matches!(result, Err(ReportError::HeatmapSize { .. })));
+    }
+
+    #[test]
+    fn no_heatmap_no_capture() {
+        let image = testing::image(1, 1);
+        let analysis = testing::analysis(vec![image], Vec::new());
+
+        let file = build(&analysis, &testing::source(4, 6, None), &ReportSettings::new("2.25"));
+
+        assert!(file.unwrap().is_none());
+    }
+}

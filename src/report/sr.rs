@@ -168,6 +168,38 @@ fn study_reference<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::testing;
+
+    fn sop_class(analysis: &Analysis, frame_of_reference: Option<&str>) -> String {
+        let source = testing::source(4, 6, frame_of_reference);
+        let file = build(analysis, &source, None, &ReportSettings::new("2.25")).unwrap();
+        common::text(&file, tags::SOP_CLASS_UID)
+    }
+
+    #[test]
+    fn volumes_with_patient_points_get_a_3d_document() {
+        let images = vec![testing::image(1, 1), testing::image(2, 1)];
+        let volume =
+            testing::analysis(images.clone(), vec![testing::finding(0.9, &images[1], true)]);
+        let single = testing::analysis(
+            vec![images[0].clone()],
+            vec![testing::finding(0.9, &images[0], true)],
+        );
+
+        assert_eq!(sop_class(&volume, Some("1.2.3")), uids::COMPREHENSIVE3_DSR_STORAGE);
+        assert_eq!(sop_class(&volume, None), uids::COMPREHENSIVE_SR_STORAGE);
+        assert_eq!(sop_class(&single, Some("1.2.3")), uids::COMPREHENSIVE_SR_STORAGE);
+    }
+
+    #[test]
+    fn an_analysis_without_findings_has_no_report() {
+        let analysis = testing::analysis(vec![testing::image(1, 1)], Vec::new());
+        let source = testing::source(4, 6, None);
+
+        let result = build(&analysis, &source, None, &ReportSettings::new("2.25"));
+
+        assert!(matches!(result, Err(ReportError::NoFindings { .. })));
+    }
 
     #[test]
     fn evidence_groups_instances_by_series() {

@@ -96,6 +96,10 @@ def test_report_names_the_device_and_says_ai_generated(case):
     assert devices and devices[0].observer_identifying_attributes.name == "Argus"
     assert any("AI-generated" in c and "not been verified" in c for c in comments)
     assert any(case["model"]["intended_use"] in c for c in comments)
+    if not any(f["present"] for f in case["findings"]):
+        top = case["findings"][0]
+        summary = [c for c in comments if c.startswith("No finding reached")]
+        assert summary and f"{top['probability']:.2f}".rstrip("0") in summary[0]
 
 
 def groups_of(report):
