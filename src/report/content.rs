@@ -82,6 +82,8 @@ fn device_observer(settings: &ReportSettings) -> Vec<InMemDicomObject> {
 }
 
 /// TID 1600: one group listing every source image of the analysis.
+// TODO(#4): The entries carry no TID 1602 descriptors (modality, frame of reference, pixel
+// size), because the writers receive one source data set, not one per image.
 fn image_library(analysis: &Analysis) -> InMemDicomObject {
     let entries = analysis
         .sources
@@ -144,6 +146,9 @@ fn measurement_group(
 }
 
 /// TID 4108: a readable identifier and a fresh unique one.
+// TODO(#4): OHIF rehydrates into measurement tracking only identifiers that name one of its
+// own tools, so it shows these regions read-only; decide whether Argus should mimic its
+// naming.
 fn tracking(settings: &ReportSettings, index: usize, finding: &Finding) -> Vec<InMemDicomObject> {
     let label = format!("AI finding {} (unverified): {}", index + 1, finding.label);
     vec![

@@ -126,10 +126,11 @@ fn checked_size(
     Ok(shape)
 }
 
-/// The caption shown as the series description and the image comments.
+/// The caption shown as the series description and the image comments; the warning comes
+/// before the model so that the 64 characters of a series description always keep it.
 pub fn caption(analysis: &Analysis) -> String {
     let model = &analysis.model;
-    format!("AI heatmap (Grad-CAM) - {} {} - not for diagnosis", model.name, model.version)
+    format!("AI heatmap (Grad-CAM) - not for diagnosis - {} {}", model.name, model.version)
 }
 
 fn put_series(
@@ -302,6 +303,8 @@ fn put_pixels(obj: &mut InMemDicomObject, heatmap: &Heatmap, rows: usize, column
 }
 
 /// Multi-frame (PS3.3 C.7.6.6) and SC Multi-frame Vector (C.8.6.4): frames are numbered pages.
+// TODO(#4): Frames carry no slice position, so a viewer cannot link a frame of the capture to
+// its source slice except through the order of the Source Image Sequence.
 fn put_frames(obj: &mut InMemDicomObject, frames: usize) {
     obj.put(DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, frames.to_string()));
     obj.put(DataElement::new(
