@@ -10,9 +10,9 @@
 //!     CONTAINS       Measurement Group, one per finding            TID 1410 or TID 1501
 //!       HAS OBS CONTEXT  Tracking Identifier, Tracking Unique Identifier (TID 4108)
 //!       CONTAINS         Finding = the model's code for the label
-//!       HAS CONCEPT MOD  Algorithm Name, Version, Parameters       TID 4019
 //!       CONTAINS         Image Region: SCOORD selected from the source image, or SCOORD3D
 //!       CONTAINS         Probability (NUM, UCUM {ratio})           TID 300
+//!         HAS CONCEPT MOD  Algorithm Name, Version, Parameters     TID 4019
 //!       CONTAINS         <finding> = Present | Absent              qualitative evaluation
 //!   CONTAINS         Qualitative Evaluations: that the result is AI-generated and
 //!                    unverified, the model's intended use, and a summary
@@ -125,16 +125,10 @@ fn measurement_group(
 
     let mut children = tracking(ctx.settings, index, finding);
     children.push(items::code(Relationship::Contains, codes::FINDING, (&finding.code).into()));
-    children.extend(algorithm_identification(&ctx.analysis.model));
     if let Some(region) = region {
         children.push(region_item(&region));
     }
-    children.push(items::num(
-        Relationship::Contains,
-        codes::PROBABILITY,
-        f64::from(finding.probability),
-        codes::RATIO,
-    ));
+    children.push(probability(&ctx.analysis.model, finding));
     children.push(evaluation(finding));
 
     Ok(items::container(
@@ -159,6 +153,18 @@ fn tracking(settings: &ReportSettings, index: usize, finding: &Finding) -> Vec<I
             &uid::generate(&settings.uid_root),
         ),
     ]
+}
+
+/// TID 300: the probability, with the algorithm that produced it (TID 4019) as its modifier.
+/// OHIF reads the children of every NUM outside TID 1410 groups, so each NUM has some.
+fn probability(model: &ModelRef, finding: &Finding) -> InMemDicomObject {
+    let value = items::num(
+        Relationship::Contains,
+        codes::PROBABILITY,
+        f64::from(finding.probability),
+        codes::RATIO,
+    );
+    items::with_children(value, algorithm_identification(model))
 }
 
 /// TID 4019: the model's name, version and how it ran.
@@ -319,6 +325,19 @@ mod tests {
         assert_eq!(template_of(&group), "1501");
         assert!(!value_types(&group).iter().any(|t| t.starts_with("SCOORD")));
         assert!(summary(&analysis).starts_with("No finding reached the model's threshold"));
+    }
+
+    #[test]
+    fn every_probability_names_its_algorithm() {
+        let image = testing::image(1, 1);
+        let analysis =
+            testing::analysis(vec![image.clone()], vec![testing::finding(0.2, &image, false)]);
+
+        let group = group_for(&analysis, false);
+
+        let children = group.get(tags::CONTENT_SEQUENCE).unwrap().items().unwrap();
+        let num = children.iter().find(|c| c.get(tags::MEASURED_VALUE_SEQUENCE).is_some()).unwrap();
+        assert_eq!(num.get(tags::CONTENT_SEQUENCE).unwrap().items().unwrap().len(), 4);
     }
 
     #[test]

@@ -227,7 +227,11 @@ fn header(
     item
 }
 
-fn with_children(mut item: InMemDicomObject, children: Vec<InMemDicomObject>) -> InMemDicomObject {
+/// Adds `children` to `item`'s Content Sequence, if there are any.
+pub fn with_children(
+    mut item: InMemDicomObject,
+    children: Vec<InMemDicomObject>,
+) -> InMemDicomObject {
     if !children.is_empty() {
         item.put(sequence(tags::CONTENT_SEQUENCE, children));
     }
