@@ -220,6 +220,39 @@ fn volume() -> Case {
     }
 }
 
+/// The Enhanced MR as a volume of its frames: SCOORD3D point, one multi-frame source.
+fn multi_frame_volume() -> Case {
+    let obj = load("multiframe/emri_small.dcm");
+    let image = source_image(&obj);
+    let (rows, cols) = size(&obj);
+    let at = [20.0, 30.0];
+    let mut found = finding(0.88, &image, 5, at, true);
+    if let Some(location) = found.location.as_mut() {
+        location.patient_xyz = Some([-10.5, 20.25, 31.0]);
+    }
+    let heat = heatmap(&image, 1, image.frames as usize, (rows, cols), at);
+    let frames = image.frames as usize;
+    Case {
+        name: "enhanced_mr_volume",
+        analysis: analysis(&obj, vec![image], vec![found], Some(heat)),
+        expect: expectation(&obj, json!("POINT3D"), true, [frames, rows, cols]),
+        source: obj,
+        predecessor: None,
+    }
+}
+
+/// A CR with two labels: one present with a box, one absent.
+fn two_labels() -> Case {
+    let mut case = single("cr_two_labels", "cr_dx/study_pcir_cr_3series_16px/CR1_6154", 0.7, true);
+    let image = case.analysis.sources[0].clone();
+    let mut absent = finding(0.05, &image, 1, [4.0, 4.0], false);
+    absent.label = "pneumothorax".into();
+    absent.code =
+        Code { scheme: "SCT".into(), value: "36118008".into(), meaning: "Pneumothorax".into() };
+    case.analysis.findings.push(absent);
+    case
+}
+
 /// A real file with its patient name replaced by a non-ASCII one, with or without a declared
 /// character set.
 fn renamed(
@@ -262,7 +295,9 @@ fn cases() -> Vec<Case> {
         single("mg_box", "mg/CBIS-DDSM_P00820_RIGHT_CC_1-282.dcm", 0.91, true),
         single("cr_box", "cr_dx/RG3_UNCR_large_uncompressed.dcm", 0.64, true),
         multi_frame(),
+        multi_frame_volume(),
         volume(),
+        two_labels(),
         renamed(
             "ct_latin1_name",
             "ct/CT_small.dcm",

@@ -109,15 +109,15 @@ def groups_of(report):
 def test_each_finding_has_a_group_with_probability_and_evaluation(case):
     _, report = read_report(case)
 
-    groups = groups_of(report)
+    groups = {g.finding_type.value: g for g in groups_of(report)}
     assert len(groups) == len(case["findings"])
-    for group, finding in zip(groups, case["findings"]):
+    for finding in case["findings"]:
+        group = groups[finding["value"]]
         code = hd.sr.CodedConcept(finding["value"], finding["scheme"], "ignored")
         probability = group.get_measurements(name=PROBABILITY)
         evaluation = group.get_qualitative_evaluations(name=code)
 
         assert group.tracking_identifier and group.tracking_uid
-        assert group.finding_type.value == finding["value"]
         assert len(probability) == 1
         assert probability[0].value == pytest.approx(finding["probability"], abs=1e-4)
         assert probability[0].unit.value == "{ratio}"
@@ -145,6 +145,7 @@ def test_region_is_drawn_where_the_finding_is(case):
         assert planar == []
         return
 
+    assert len(planar) == sum(f["present"] for f in case["findings"])
     roi = planar[0].roi
     if case["region"] == "POINT3D":
         assert isinstance(roi, hd.sr.ImageRegion3D)
