@@ -140,7 +140,10 @@ fn collect_texts(obj: &InMemDicomObject, out: &mut Vec<String>) {
     }
 }
 
-/// Content Date and Time, in UTC, and the offset that says so (PS3.3 C.12.1).
+/// Content and creation date and time, in UTC. No Timezone Offset From UTC is written: it would
+/// also apply to the study date and time copied from the source, which are in the source's time.
+// TODO(#4): Write local time once the node knows its time zone; UTC can put an AI result
+// minutes or hours away from the study's local times in a viewer.
 pub struct Timestamp {
     pub date: String,
     pub time: String,
@@ -155,11 +158,10 @@ impl Timestamp {
         }
     }
 
-    /// Writes the instance creation date, time and timezone offset (SOP Common Module).
+    /// Writes the instance creation date and time (SOP Common Module).
     pub fn put_creation(&self, target: &mut InMemDicomObject) {
         target.put(DataElement::new(tags::INSTANCE_CREATION_DATE, VR::DA, self.date.as_str()));
         target.put(DataElement::new(tags::INSTANCE_CREATION_TIME, VR::TM, self.time.as_str()));
-        target.put(DataElement::new(tags::TIMEZONE_OFFSET_FROM_UTC, VR::SH, "+0000"));
     }
 }
 
