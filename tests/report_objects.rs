@@ -1,17 +1,19 @@
 //! Writes the SR and heatmap capture for real CT, MR, PET, MG, CR, multi-frame and volume
-//! sources from the shared test corpus (/work/shared/testdata, see its MANIFEST.md; override
-//! with ARGUS_TESTDATA), then checks every object with dcmtk's `dcmdump` and `dsrdump`, with
+//! sources from the shared test corpus (`common::testdata`, see its MANIFEST.md), then checks every object with dcmtk's `dcmdump` and `dsrdump`, with
 //! dicom3tools' `dciodvfy`, and with highdicom and pydicom (tests/python/test_sr_highdicom.py).
 //!
 //! The objects go to `$ARGUS_REPORT_OUT` when set (kept for inspection), else a temporary
 //! folder. Analyses are made by hand: fixed probabilities and a Gaussian heatmap. Sources with a
 //! non-ASCII patient name are made in memory from real files, since the corpus has none.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use argus::findings::{Analysis, Code, Finding, Heatmap, Location, ModelRef, SourceImage};
 use argus::report::{self, PredecessorRef, ReportSettings};
+use common::{require_tool, testdata};
 use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
@@ -19,12 +21,6 @@ use ndarray::{Array2, Array3};
 use serde_json::{Value, json};
 
 const UID_ROOT: &str = "2.25";
-
-fn testdata() -> PathBuf {
-    std::env::var_os("ARGUS_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/testdata"))
-}
 
 fn load(relative: &str) -> InMemDicomObject {
     let path = testdata().join("dicom").join(relative);
@@ -435,6 +431,7 @@ fn python() -> PathBuf {
 
 #[test]
 fn reports_pass_dcmtk_dciodvfy_and_highdicom() {
+    ["dcmdump", "dsrdump", "dciodvfy"].into_iter().for_each(require_tool);
     let (_keep, dir) = out_dir();
     let settings = ReportSettings::new(UID_ROOT);
 
