@@ -110,6 +110,8 @@ pub fn structured_report(
 
 /// Writes the Grad-CAM secondary capture of `analysis`, or returns `None` when it has no
 /// heatmap. `source` is the instance the heatmap explains (for a volume, any of its slices).
+// TODO(#4): The SR does not reference the capture written with it, so a viewer cannot go from a
+// finding to its heatmap; the two share only the study.
 pub fn heatmap_capture(
     analysis: &Analysis,
     source: &InMemDicomObject,
