@@ -21,6 +21,7 @@ pub mod node;
 pub mod pipeline;
 pub mod prepare;
 pub mod receive;
+pub mod report;
 pub mod send;
 pub mod store;
 pub mod uid;
