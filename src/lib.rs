@@ -12,6 +12,7 @@ pub mod admin;
 pub mod analysis;
 pub mod config;
 pub mod dimse;
+pub mod engines;
 pub mod explain;
 pub mod findings;
 pub mod infer;

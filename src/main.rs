@@ -185,35 +185,14 @@ fn init_logging(format: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The inference and report engines for the node.
-fn engines(_settings: &Settings) -> anyhow::Result<argus::node::Engines> {
-    // TODO(#3): Wire the ONNX Runtime analyzer and the SR writer once they land.
-    struct NoModels;
-    impl argus::pipeline::Analyzer for NoModels {
-        fn route(&self, _: &argus::store::index::SeriesRecord) -> Option<String> {
-            None
-        }
-        fn analyze(
-            &self,
-            _: &str,
-            _: &str,
-            _: &[PathBuf],
-        ) -> Result<argus::findings::Analysis, String> {
-            Err("no models".into())
-        }
-    }
-    impl argus::pipeline::Reporter for NoModels {
-        fn write(
-            &self,
-            _: &argus::findings::Analysis,
-            _: &dicom_object::InMemDicomObject,
-            _: Option<&argus::pipeline::jobs::SrRef>,
-        ) -> Result<Vec<argus::pipeline::ReportObject>, String> {
-            Err("no report writer".into())
-        }
+/// The inference and report engines for the node: the model registry and the report writers.
+fn engines(settings: &Settings) -> anyhow::Result<argus::node::Engines> {
+    let registry = load_models(settings)?;
+    for model in registry.models() {
+        tracing::info!(model = %model.manifest.id, version = %model.manifest.version, provider = model.provider().name(), "model loaded");
     }
     Ok(argus::node::Engines {
-        analyzer: std::sync::Arc::new(NoModels),
-        reporter: std::sync::Arc::new(NoModels),
+        analyzer: std::sync::Arc::new(argus::engines::ModelAnalyzer::new(registry)),
+        reporter: std::sync::Arc::new(argus::engines::DicomReporter::new(&settings.uid_root)),
     })
 }

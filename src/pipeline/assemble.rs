@@ -57,7 +57,7 @@ impl IndexHook for Assembler {
             }
             None => {
                 let job = open_job(&state, tags, record);
-                tracing::info!(study_uid = %tags.study_uid, job_id = %job.id, amendment = job.predecessor.is_some(), "study receiving");
+                tracing::info!(study_uid = %tags.study_uid, job_id = %job.id, amendment = job.amendment, "study receiving");
                 state.open_job = Some(job.id.clone());
                 put(txn, JOBS, &job.id, &job)?;
             }
@@ -73,12 +73,11 @@ fn is_own_series(txn: &WriteTransaction, series_uid: &str) -> Result<bool, Index
 /// A new job: for the whole study, or, once the study has results, for the late series.
 fn open_job(state: &StudyState, tags: &InstanceTags, record: &InstanceRecord) -> Job {
     let mut job = Job::new(&tags.study_uid, &record.calling_ae, &record.called_ae, now_ms());
-    if let Some(previous) = &state.last_sr {
+    if !state.claimed_series.is_empty() {
+        // The study was closed before: analyse only what is new, as an amendment.
         job.series = vec![tags.series_uid.clone()];
-        job.predecessor = Some(previous.clone());
-    } else if !state.claimed_series.is_empty() {
-        // An earlier job is still at work on this study: analyse only what is new.
-        job.series = vec![tags.series_uid.clone()];
+        job.amendment = true;
+        job.predecessor = state.last_sr.clone();
     }
     job
 }

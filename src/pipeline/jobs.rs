@@ -90,7 +90,10 @@ pub struct Job {
     pub stage: Stage,
     /// Series this job covers; empty means the whole study as it stood when it became ready.
     pub series: Vec<String>,
-    /// The earlier SR this job amends, if it analyses a late series.
+    /// Whether this job analyses series that arrived after the study was closed.
+    #[serde(default)]
+    pub amendment: bool,
+    /// The earlier SR this job amends, when it was known as the job opened.
     pub predecessor: Option<SrRef>,
     pub calling_ae: String,
     pub called_ae: String,
@@ -120,6 +123,7 @@ impl Job {
             study_uid: study_uid.to_string(),
             stage: Stage::Received,
             series: Vec::new(),
+            amendment: false,
             predecessor: None,
             calling_ae: calling_ae.to_string(),
             called_ae: called_ae.to_string(),

@@ -10,11 +10,10 @@ pub mod assemble;
 pub mod jobs;
 pub mod notify;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dicom_object::InMemDicomObject;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Settings;
@@ -50,12 +49,12 @@ pub struct ReportObject {
 }
 
 /// Writes the report objects of an analysis (an SR, and a secondary capture when there is a
-/// heatmap). Implemented by the report layer; blocking.
+/// heatmap) from the analysed files. Implemented by the report layer; blocking.
 pub trait Reporter: Send + Sync {
     fn write(
         &self,
         analysis: &Analysis,
-        source: &InMemDicomObject,
+        files: &[PathBuf],
         predecessor: Option<&SrRef>,
     ) -> Result<Vec<ReportObject>, String>;
 }
@@ -211,15 +210,26 @@ impl Pipeline {
         }
 
         let started = Instant::now();
-        let source = read_source(&files[0])?;
-        let predecessor =
-            job.predecessor.clone().or(self.jobs.study_state(&job.study_uid)?.last_sr);
+        let predecessor = self.predecessor(&job)?;
         let objects = self
             .reporter
-            .write(&analysis, &source, predecessor.as_ref())
+            .write(&analysis, &files, predecessor.as_ref())
             .map_err(PipelineError::Step)?;
         let paths = self.save_objects(&job, &objects)?;
         self.mark_reported(&job, &objects, &paths, started.elapsed().as_millis() as u64)
+    }
+
+    /// The SR a job amends: the one named when it opened, else the study's latest SR if it
+    /// was sent meanwhile. A first analysis amends nothing.
+    fn predecessor(&self, job: &Job) -> Result<Option<SrRef>, IndexError> {
+        if job.predecessor.is_some() || !job.amendment {
+            return Ok(job.predecessor.clone());
+        }
+        Ok(self
+            .jobs
+            .study_state(&job.study_uid)?
+            .last_sr
+            .filter(|sr| sr.study_uid == job.study_uid))
     }
 
     fn series_files(&self, job: &Job) -> Result<Vec<PathBuf>, PipelineError> {
@@ -411,12 +421,4 @@ impl Pipeline {
 
 async fn receive_stopped(shutdown: &mut watch::Receiver<bool>) {
     crate::receive::stopped(shutdown).await
-}
-
-fn read_source(path: &Path) -> Result<InMemDicomObject, PipelineError> {
-    dicom_object::OpenFileOptions::new()
-        .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
-        .open_file(path)
-        .map(|f| f.into_inner())
-        .map_err(|e| PipelineError::Step(format!("cannot read {}: {e}", path.display())))
 }
