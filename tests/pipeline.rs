@@ -165,7 +165,7 @@ fn priority_finding_posts_the_webhook() {
     assert!(node.log_text().contains("priority review"));
 }
 
-/// A copy of one reference model whose priority threshold is `threshold`.
+/// A copy of one reference model whose positive and priority thresholds are `threshold`.
 fn models_with_priority_threshold(dir: &Path, id: &str, threshold: f32) -> PathBuf {
     let models = dir.join("models");
     let target = models.join(id);
@@ -175,12 +175,9 @@ fn models_with_priority_threshold(dir: &Path, id: &str, threshold: f32) -> PathB
     let manifest = std::fs::read_to_string(source.join("model.toml")).unwrap();
     let manifest: String = manifest
         .lines()
-        .map(|l| {
-            if l.starts_with("priority =") {
-                format!("priority = {threshold}")
-            } else {
-                l.to_string()
-            }
+        .map(|l| match l.split(" =").next() {
+            Some(key @ ("priority" | "positive")) => format!("{key} = {threshold}"),
+            _ => l.to_string(),
         })
         .collect::<Vec<_>>()
         .join("\n");
