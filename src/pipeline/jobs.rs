@@ -7,10 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::store::index::{IndexError, now_ms};
+use crate::store::index::{IndexError, decode, now_ms};
+pub(crate) use crate::store::index::{get_in, put};
 
 pub(crate) const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs");
 pub(crate) const STUDY_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("study_state");
@@ -226,35 +227,6 @@ impl Jobs {
         let found = table.get(study_uid)?;
         Ok(found.map(|v| decode(study_uid, v.value())).transpose()?.unwrap_or_default())
     }
-}
-
-/// Reads a JSON record in a write transaction.
-pub(crate) fn get_in<T: serde::de::DeserializeOwned>(
-    txn: &WriteTransaction,
-    table: TableDefinition<&str, &[u8]>,
-    key: &str,
-) -> Result<Option<T>, IndexError> {
-    let table = txn.open_table(table)?;
-    let found = table.get(key)?;
-    found.map(|v| decode(key, v.value())).transpose()
-}
-
-/// Writes a JSON record in a write transaction.
-pub(crate) fn put<T: Serialize>(
-    txn: &WriteTransaction,
-    table: TableDefinition<&str, &[u8]>,
-    key: &str,
-    value: &T,
-) -> Result<(), IndexError> {
-    let bytes = serde_json::to_vec(value)
-        .map_err(|source| IndexError::Record { key: key.to_string(), source })?;
-    txn.open_table(table)?.insert(key, bytes.as_slice())?;
-    Ok(())
-}
-
-fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, IndexError> {
-    serde_json::from_slice(bytes)
-        .map_err(|source| IndexError::Record { key: key.to_string(), source })
 }
 
 fn missing(id: &str) -> IndexError {

@@ -294,7 +294,7 @@ impl Index {
     }
 }
 
-/// Reads a record inside a write transaction.
+/// Reads a JSON record inside a write transaction.
 pub fn get_in<T: DeserializeOwned>(
     txn: &WriteTransaction,
     table: TableDefinition<&str, &[u8]>,
@@ -313,7 +313,8 @@ pub fn instance_in(
     get_in(txn, INSTANCES, sop_instance_uid)
 }
 
-fn put<T: Serialize>(
+/// Writes a JSON record inside a write transaction.
+pub fn put<T: Serialize>(
     txn: &WriteTransaction,
     table: TableDefinition<&str, &[u8]>,
     key: &str,
@@ -325,7 +326,8 @@ fn put<T: Serialize>(
     Ok(())
 }
 
-fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, IndexError> {
+/// Reads a JSON record's bytes, naming its key when they are unreadable.
+pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, IndexError> {
     serde_json::from_slice(bytes)
         .map_err(|source| IndexError::Record { key: key.to_string(), source })
 }
