@@ -51,7 +51,7 @@ ARGUS__NODE__DATA_DIR="$work/argus" ARGUS__ASSEMBLY__QUIET_SECS="$quiet" RUST_LO
     target/release/argus serve --config "$work/argus.toml" 2>"$work/argus.log" &
 wait_port 11112
 
-storescu -aet ORTHANC -aec ARGUS +sd "$work/in" 127.0.0.1 11112
+storescu -aet ORTHANC -aec ARGUS +sd 127.0.0.1 11112 "$work/in"
 
 for _ in $(seq 1200); do
     done_count=$(curl -sf http://127.0.0.1:8080/jobs | python3 -c 'import json,sys; print(sum(j["stage"] in ("done","failed") for j in json.load(sys.stdin)))')

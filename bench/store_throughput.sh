@@ -4,7 +4,7 @@
 # storescu sends 1,000 real-size CT instances (fresh UIDs, ten studies) over loopback, in one
 # association, to each receiver in turn; the receivers alternate over several rounds and the
 # medians are compared. Argus and Orthanc sync every instance before answering; storescp does
-# not. Everything runs in a network namespace of its own (Orthanc 1.10 listens on all
+# not. Studies are not analysed during the run (the quiet time is an hour). Everything runs in a network namespace of its own (Orthanc 1.10 listens on all
 # addresses). Needs root, dcmtk and Orthanc (scripts/install-system-deps.sh).
 #
 # Usage: bench/store_throughput.sh [ROUNDS]    (default 5)
@@ -35,7 +35,7 @@ wait_port() { for _ in $(seq 200); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/nul
 send() { # port called-ae -> seconds
     local start end
     start=$(date +%s.%N)
-    storescu -aec "$2" +sd "$work/in" 127.0.0.1 "$1" 2>"$work/storescu.err"
+    storescu -aec "$2" +sd 127.0.0.1 "$1" "$work/in" 2>"$work/storescu.err"
     end=$(date +%s.%N)
     if grep -q "^E:" "$work/storescu.err"; then cat "$work/storescu.err" >&2; exit 1; fi
     echo "$end - $start" | bc -l
@@ -44,7 +44,7 @@ send() { # port called-ae -> seconds
 run_argus() {
     rm -rf "$work/argus"
     ARGUS__NODE__DATA_DIR="$work/argus" ARGUS__DICOM__PORT=11112 ARGUS__HTTP__PORT=8080 \
-        ARGUS__INFERENCE__MODELS_DIR="$work/no-models" RUST_LOG=warn \
+        ARGUS__ASSEMBLY__QUIET_SECS=3600 RUST_LOG=warn \
         target/release/argus serve 2>"$work/argus.log" &
     local pid=$!
     wait_port 11112

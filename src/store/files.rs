@@ -160,16 +160,16 @@ fn write_synced(
     file.sync_data()
 }
 
-/// Moves a synced temporary file into place and syncs the directories that changed.
+/// Moves a synced temporary file into place and syncs the directories that gained an entry.
+///
+/// The temporary folder is not synced: should its old entry reappear after a crash, start-up
+/// removes it, and the file under its final name is intact either way.
 fn publish(partial: &Path, target: &Path) -> io::Result<()> {
     let dir = target.parent().expect("instance paths have a parent");
-    let created = create_dirs_synced(dir)?;
+    let created = create_missing_dirs(dir)?;
 
     fs::rename(partial, target)?;
     sync_dir(dir)?;
-    if let Some(parent) = partial.parent() {
-        sync_dir(parent)?;
-    }
     for made in created {
         if let Some(parent) = made.parent() {
             sync_dir(parent)?;
@@ -179,7 +179,7 @@ fn publish(partial: &Path, target: &Path) -> io::Result<()> {
 }
 
 /// Creates `dir` and its missing parents, returning those it created.
-fn create_dirs_synced(dir: &Path) -> io::Result<Vec<PathBuf>> {
+fn create_missing_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut missing = Vec::new();
     let mut cursor = Some(dir);
     while let Some(d) = cursor.filter(|d| !d.exists()) {

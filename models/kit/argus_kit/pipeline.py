@@ -132,6 +132,8 @@ def build_reference(spec: defaults.ModelSpec, models_dir: Path) -> dict:
         "train_cases": spec.train_cases, "val_cases": spec.val_cases,
         "heldout_cases": spec.heldout_cases, "heldout_seed": defaults.HELDOUT_SEED,
         "heldout_auc": round(result["overall"]["auc_roc"], 4), "epochs": summary["epochs"],
+        # Float reductions depend on the thread count: a rebuild is byte-identical with the same.
+        "threads": torch.get_num_threads(),
     }
     export_package(model, table, package, training)
     (ckpt.parent / "heldout.json").write_text(json.dumps(result, indent=1))

@@ -104,4 +104,26 @@ def fit(model, train: data.Split, val: data.Split, finding: np.ndarray, cfg: Tra
         if stale >= cfg.patience:
             break
     model.load_state_dict(best_state)
+    recalibrate_batchnorm(model, train.x, cfg.batch_size)
     return {"best_val_auc": best, "epochs": len(history), "history": history}
+
+
+def recalibrate_batchnorm(model, x: np.ndarray, batch_size: int) -> None:
+    """Recomputes batch-norm running statistics on un-augmented training samples.
+
+    The running statistics gathered during training follow augmented, class-balanced batches
+    and lag the weights; in eval mode that shifts the logits (the ranking, and so the AUC, stays,
+    but probabilities near the 0.5 threshold move). One pass with a cumulative average fixes it.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    dev = next(model.parameters()).device
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            model(torch.from_numpy(x[i : i + batch_size]).to(dev))
+    for m in norms:
+        m.momentum = 0.1
+    model.eval()
