@@ -78,7 +78,8 @@ pub fn analyze_series(model: &LoadedModel, files: &[PathBuf]) -> Result<Analysis
     analyze_study(model, &study)
 }
 
-/// Reads DICOM instances of one series and orders their frames along the slice normal.
+/// Reads DICOM instances of one series and orders their frames along the slice normal. The
+/// caller passes one series; instances of other series are not filtered out here.
 pub fn load_series(files: &[PathBuf], rescale: bool) -> Result<Study, AnalysisError> {
     let mut images = files
         .iter()
@@ -96,6 +97,7 @@ pub fn load_series(files: &[PathBuf], rescale: bool) -> Result<Study, AnalysisEr
     let mut slots: Vec<_> = images.drain(..).map(Some).collect();
     let ordered: Vec<_> = order.iter().filter_map(|&i| slots[i].take()).collect();
 
+    // TODO(#3): Order the frames of enhanced multi-frame objects by their per-frame Plane Position (Patient) so that volume models accept them.
     let sources = ordered.iter().map(|i| source_of(&i.meta, i.frames.len())).collect();
     let frames = ordered.into_iter().flat_map(Frame::from_dicom).collect();
     Ok(Study { study_uid, modality, sop_class_uid, frames, sources })
@@ -285,7 +287,7 @@ fn combine(m: &Manifest, probabilities: &[Vec<f32>], study: &Study) -> Vec<Findi
         .map(|(c, label)| {
             let (slice, p) = argmax(probabilities.iter().map(|row| row[c]));
             let mut finding = finding(m, label, p);
-            finding.location = Some(slice_location(&study.frames[slice], slice));
+            finding.location = Some(slice_location(&study.frames[slice]));
             finding
         })
         .collect();
@@ -383,10 +385,10 @@ fn gradcam_outputs(outputs: &Outputs) -> Option<(&ArrayD<f32>, &Array2<f32>)> {
 }
 
 /// A slice's location without a map: its centre.
-fn slice_location(frame: &Frame, slice: usize) -> Location {
+fn slice_location(frame: &Frame) -> Location {
     let (rows, cols) = frame.pixels.dim();
     let point = [cols as f32 / 2.0, rows as f32 / 2.0];
-    location(frame, slice, point, None)
+    location(frame, point, None)
 }
 
 /// The peak of the map on its plane, and the region around it.
@@ -395,10 +397,10 @@ fn location_from_map(frame: &Frame, slice: usize, heatmap: &Heatmap) -> Location
     let plane = heatmap.maps.index_axis(Axis(0), plane_index).to_owned();
     let (_, row, col) = gradcam::peak(&plane.clone().insert_axis(Axis(0)));
     let bbox = gradcam::region(&plane, (row, col));
-    location(frame, slice, [col as f32, row as f32], Some(bbox))
+    location(frame, [col as f32, row as f32], Some(bbox))
 }
 
-fn location(frame: &Frame, _slice: usize, point: [f32; 2], bbox: Option<[f32; 4]>) -> Location {
+fn location(frame: &Frame, point: [f32; 2], bbox: Option<[f32; 4]>) -> Location {
     let meta = frame.source.as_deref();
     Location {
         sop_instance_uid: meta.map(|m| m.sop_instance_uid.clone()).unwrap_or_default(),
