@@ -151,10 +151,9 @@ pub fn apply_providers(
     trt_cache: &Path,
     model: &str,
 ) -> (SessionBuilder, Provider) {
-    for &provider in preferred {
-        if provider == Provider::Cpu {
-            return (builder, Provider::Cpu);
-        }
+    // The CPU provider is registered explicitly too, as onnxruntime's Python binding does, so
+    // that ONNX Runtime does not fall back to its automatic device selection.
+    for &provider in preferred.iter().chain([&Provider::Cpu]) {
         match try_provider(builder, provider, trt_cache) {
             Ok(with) => return (with, provider),
             Err(skipped) => {
@@ -164,7 +163,7 @@ pub fn apply_providers(
             }
         }
     }
-    tracing::info!(model, "no preferred provider usable; using cpu");
+    // ONNX Runtime always keeps its CPU provider, registered or not.
     (builder, Provider::Cpu)
 }
 
