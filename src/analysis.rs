@@ -120,6 +120,69 @@ pub fn load_input(path: &Path, rescale: bool) -> Result<Study, AnalysisError> {
     load_series(&[path.to_path_buf()], rescale)
 }
 
+/// One study for `argus analyze`: a folder, a NIfTI or picture file, or the DICOM files among
+/// the arguments that share a Series Instance UID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Path(PathBuf),
+    Series(Vec<PathBuf>),
+}
+
+impl Input {
+    /// The path that stands for the input in messages and for choosing a model.
+    pub fn first(&self) -> &Path {
+        match self {
+            Input::Path(path) => path,
+            Input::Series(files) => &files[0],
+        }
+    }
+
+    /// Reads the input (see [`load_input`] and [`load_series`]).
+    pub fn load(&self, rescale: bool) -> Result<Study, AnalysisError> {
+        match self {
+            Input::Path(path) => load_input(path, rescale),
+            Input::Series(files) => load_series(files, rescale),
+        }
+    }
+}
+
+/// Groups command-line paths into studies: DICOM files of one series become one input, in the
+/// order their series first appear; anything else, or a file whose header cannot be read
+/// (its error comes when it is loaded), stays an input of its own.
+pub fn group_inputs(paths: &[PathBuf]) -> Vec<Input> {
+    let mut inputs: Vec<Input> = Vec::new();
+    let mut series: Vec<(String, usize)> = Vec::new();
+    for path in paths {
+        let Some(uid) = dicom_series_uid(path) else {
+            inputs.push(Input::Path(path.clone()));
+            continue;
+        };
+        match series.iter().find(|(s, _)| *s == uid) {
+            Some(&(_, index)) => {
+                if let Input::Series(files) = &mut inputs[index] {
+                    files.push(path.clone());
+                }
+            }
+            None => {
+                series.push((uid, inputs.len()));
+                inputs.push(Input::Series(vec![path.clone()]));
+            }
+        }
+    }
+    inputs
+}
+
+/// The Series Instance UID of a DICOM file argument; `None` for anything else.
+fn dicom_series_uid(path: &Path) -> Option<String> {
+    let name = path.to_string_lossy().to_lowercase();
+    let other = [".nii", ".nii.gz", ".png", ".jpg", ".jpeg"].iter().any(|e| name.ends_with(e));
+    if path.is_dir() || other {
+        return None;
+    }
+    let (_, meta) = decode::read_header(path).ok()?;
+    (!meta.series_uid.is_empty()).then_some(meta.series_uid)
+}
+
 /// The modality and SOP Class of an input without decoding its pixels: empty for NIfTI and
 /// pictures, the first file's for a folder.
 pub fn input_modality(path: &Path) -> Result<(String, String), AnalysisError> {

@@ -59,7 +59,10 @@ impl Runtime {
             return Ok(runtime);
         }
 
+        // ort resolves a relative path against the executable's folder; Argus means the
+        // working directory, as for every other path in the settings.
         let (library, origin) = locate(configured);
+        let library = std::path::absolute(&library).unwrap_or(library);
         check_file(&library, origin)?;
         let environment = load(&library)?;
         tracing::info!(library = %library.display(), "ONNX Runtime loaded");
