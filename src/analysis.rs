@@ -91,15 +91,19 @@ pub fn load_series(files: &[PathBuf], rescale: bool) -> Result<Study, AnalysisEr
     let (study_uid, modality) = (first.meta.study_uid.clone(), first.meta.modality.clone());
     let sop_class_uid = first.meta.sop_class_uid.clone();
 
-    let positions: Vec<_> = images.iter().map(|i| i.meta.position).collect();
-    let (order, check) = volume::order_by_position(&positions, first.meta.orientation);
-    log_stack_check(&first.meta.series_uid, &check, images.len());
-    let mut slots: Vec<_> = images.drain(..).map(Some).collect();
-    let ordered: Vec<_> = order.iter().filter_map(|&i| slots[i].take()).collect();
+    let orientation = first.meta.orientation;
+    let series_uid = first.meta.series_uid.clone();
+    let sources: Vec<SourceImage> =
+        images.iter().map(|i| source_of(&i.meta, i.frames.len())).collect();
 
-    // TODO(#3): Order the frames of enhanced multi-frame objects by their per-frame Plane Position (Patient) so that volume models accept them.
-    let sources = ordered.iter().map(|i| source_of(&i.meta, i.frames.len())).collect();
-    let frames = ordered.into_iter().flat_map(Frame::from_dicom).collect();
+    // Frames, not instances, are ordered: enhanced objects carry a position per frame.
+    let frames: Vec<Frame> = images.drain(..).flat_map(Frame::from_dicom).collect();
+    let positions: Vec<_> = frames.iter().map(|f| f.position).collect();
+    let (order, check) = volume::order_by_position(&positions, orientation);
+    log_stack_check(&series_uid, &check, frames.len());
+    let mut slots: Vec<_> = frames.into_iter().map(Some).collect();
+    let frames: Vec<Frame> = order.iter().filter_map(|&i| slots[i].take()).collect();
+    let sources = in_frame_order(sources, &frames);
     Ok(Study { study_uid, modality, sop_class_uid, frames, sources })
 }
 
@@ -471,15 +475,30 @@ fn location(frame: &Frame, point: [f32; 2], bbox: Option<[f32; 4]>) -> Location 
         frame: frame.frame_number,
         point,
         bbox,
-        patient_xyz: meta.and_then(|m| patient_point(m, point)),
+        patient_xyz: meta.and_then(|m| patient_point(m, frame.position, point)),
     }
 }
 
 /// PS3.3 C.7.6.2.1.1: position + column·Δc·row direction + row·Δr·column direction.
-fn patient_point(meta: &ImageMeta, point: [f32; 2]) -> Option<[f64; 3]> {
-    let (p, o, s) = (meta.position?, meta.orientation?, meta.pixel_spacing?);
+fn patient_point(
+    meta: &ImageMeta,
+    position: Option<[f64; 3]>,
+    point: [f32; 2],
+) -> Option<[f64; 3]> {
+    let (p, o, s) = (position?, meta.orientation?, meta.pixel_spacing?);
     let (col, row) = (point[0] as f64, point[1] as f64);
     Some(std::array::from_fn(|i| p[i] + col * s[1] * o[i] + row * s[0] * o[3 + i]))
+}
+
+/// The sources in the order their first frame appears in the ordered frames.
+fn in_frame_order(mut sources: Vec<SourceImage>, frames: &[Frame]) -> Vec<SourceImage> {
+    let first_frame = |s: &SourceImage| {
+        frames.iter().position(|f| {
+            f.source.as_ref().is_some_and(|m| m.sop_instance_uid == s.sop_instance_uid)
+        })
+    };
+    sources.sort_by_key(|s| first_frame(s).unwrap_or(usize::MAX));
+    sources
 }
 
 fn source_of(meta: &ImageMeta, frames: usize) -> SourceImage {
@@ -593,12 +612,14 @@ pub fn summary_json(analysis: &Analysis) -> serde_json::Value {
     })
 }
 
+/// Location as (column, row, slice): the slice is the instance's place in the ordered series,
+/// or the frame's place in a single multi-frame instance.
 fn location_json(l: &Location, analysis: &Analysis) -> serde_json::Value {
-    let slice = analysis
-        .sources
-        .iter()
-        .position(|s| s.sop_instance_uid == l.sop_instance_uid && !s.sop_instance_uid.is_empty());
-    let z = slice.map(|s| s as f32).unwrap_or((l.frame - 1) as f32);
+    let instance = analysis.sources.iter().position(|s| s.sop_instance_uid == l.sop_instance_uid);
+    let z = match instance {
+        Some(index) if analysis.sources.len() > 1 => index as f32,
+        _ => (l.frame - 1) as f32,
+    };
     serde_json::json!({
         "sop_instance_uid": l.sop_instance_uid,
         "frame": l.frame,
@@ -635,6 +656,6 @@ mod tests {
             pixel_spacing: Some([0.5, 0.25]),
             ..ImageMeta::default()
         };
-        assert_eq!(patient_point(&meta, [4.0, 2.0]), Some([-99.0, -49.0, 20.0]));
+        assert_eq!(patient_point(&meta, meta.position, [4.0, 2.0]), Some([-99.0, -49.0, 20.0]));
     }
 }

@@ -227,3 +227,20 @@ fn heatmap_equals_pytorch_grad_cam_scaling() {
     let worst = actual.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     assert!(worst <= 1e-4, "max |diff| {worst} against pytorch-grad-cam");
 }
+
+#[test]
+fn enhanced_multiframe_frames_are_ordered_by_their_own_positions() {
+    let file = common::testdata().join("dicom/multiframe/philips_enhanced_fmri_32fr.dcm");
+    let study = load_series(&[file], true).unwrap();
+    assert_eq!(study.frames.len(), 32);
+    assert!(study.frames.iter().all(|f| f.position.is_some()));
+
+    let meta = study.frames[0].source.as_ref().unwrap();
+    let normal = argus::prepare::volume::normal_of(meta.orientation.unwrap());
+    let along: Vec<f64> = study
+        .frames
+        .iter()
+        .map(|f| f.position.unwrap().iter().zip(normal).map(|(p, n)| p * n).sum())
+        .collect();
+    assert!(along.windows(2).all(|w| w[0] <= w[1]), "{along:?}");
+}
