@@ -112,6 +112,7 @@ pub fn load_series(files: &[PathBuf], rescale: bool) -> Result<Study, AnalysisEr
 pub fn load_input(path: &Path, rescale: bool) -> Result<Study, AnalysisError> {
     let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     if path.is_dir() {
+        // TODO(#3): Split a folder holding several series into one study input per series, so a volume model never mixes two series.
         return load_series(&series_files(path)?, rescale);
     }
     if name.ends_with(".nii") || name.ends_with(".nii.gz") {

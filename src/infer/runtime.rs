@@ -154,6 +154,7 @@ pub fn apply_providers(
     trt_cache: &Path,
     model: &str,
 ) -> (SessionBuilder, Provider) {
+    // TODO(#3): Register CUDA after TensorRT as well, so that nodes TensorRT cannot take run on the GPU rather than the CPU.
     // The CPU provider is registered explicitly too, as onnxruntime's Python binding does, so
     // that ONNX Runtime does not fall back to its automatic device selection.
     for &provider in preferred.iter().chain([&Provider::Cpu]) {
