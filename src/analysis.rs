@@ -78,7 +78,8 @@ pub fn analyze_series(model: &LoadedModel, files: &[PathBuf]) -> Result<Analysis
     analyze_study(model, &study)
 }
 
-/// Reads DICOM instances of one series and orders their frames along the slice normal.
+/// Reads DICOM instances of one series and orders their frames along the slice normal. The
+/// caller passes one series; instances of other series are not filtered out here.
 pub fn load_series(files: &[PathBuf], rescale: bool) -> Result<Study, AnalysisError> {
     let mut images = files
         .iter()
@@ -90,14 +91,19 @@ pub fn load_series(files: &[PathBuf], rescale: bool) -> Result<Study, AnalysisEr
     let (study_uid, modality) = (first.meta.study_uid.clone(), first.meta.modality.clone());
     let sop_class_uid = first.meta.sop_class_uid.clone();
 
-    let positions: Vec<_> = images.iter().map(|i| i.meta.position).collect();
-    let (order, check) = volume::order_by_position(&positions, first.meta.orientation);
-    log_stack_check(&first.meta.series_uid, &check, images.len());
-    let mut slots: Vec<_> = images.drain(..).map(Some).collect();
-    let ordered: Vec<_> = order.iter().filter_map(|&i| slots[i].take()).collect();
+    let orientation = first.meta.orientation;
+    let series_uid = first.meta.series_uid.clone();
+    let sources: Vec<SourceImage> =
+        images.iter().map(|i| source_of(&i.meta, i.frames.len())).collect();
 
-    let sources = ordered.iter().map(|i| source_of(&i.meta, i.frames.len())).collect();
-    let frames = ordered.into_iter().flat_map(Frame::from_dicom).collect();
+    // Frames, not instances, are ordered: enhanced objects carry a position per frame.
+    let frames: Vec<Frame> = images.drain(..).flat_map(Frame::from_dicom).collect();
+    let positions: Vec<_> = frames.iter().map(|f| f.position).collect();
+    let (order, check) = volume::order_by_position(&positions, orientation);
+    log_stack_check(&series_uid, &check, frames.len());
+    let mut slots: Vec<_> = frames.into_iter().map(Some).collect();
+    let frames: Vec<Frame> = order.iter().filter_map(|&i| slots[i].take()).collect();
+    let sources = in_frame_order(sources, &frames);
     Ok(Study { study_uid, modality, sop_class_uid, frames, sources })
 }
 
@@ -106,6 +112,7 @@ pub fn load_series(files: &[PathBuf], rescale: bool) -> Result<Study, AnalysisEr
 pub fn load_input(path: &Path, rescale: bool) -> Result<Study, AnalysisError> {
     let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     if path.is_dir() {
+        // TODO(#3): Split a folder holding several series into one study input per series, so a volume model never mixes two series.
         return load_series(&series_files(path)?, rescale);
     }
     if name.ends_with(".nii") || name.ends_with(".nii.gz") {
@@ -116,6 +123,69 @@ pub fn load_input(path: &Path, rescale: bool) -> Result<Study, AnalysisError> {
         return Ok(bare_study(vec![Frame::bare(files::read_picture(path)?)]));
     }
     load_series(&[path.to_path_buf()], rescale)
+}
+
+/// One study for `argus analyze`: a folder, a NIfTI or picture file, or the DICOM files among
+/// the arguments that share a Series Instance UID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Path(PathBuf),
+    Series(Vec<PathBuf>),
+}
+
+impl Input {
+    /// The path that stands for the input in messages and for choosing a model.
+    pub fn first(&self) -> &Path {
+        match self {
+            Input::Path(path) => path,
+            Input::Series(files) => &files[0],
+        }
+    }
+
+    /// Reads the input (see [`load_input`] and [`load_series`]).
+    pub fn load(&self, rescale: bool) -> Result<Study, AnalysisError> {
+        match self {
+            Input::Path(path) => load_input(path, rescale),
+            Input::Series(files) => load_series(files, rescale),
+        }
+    }
+}
+
+/// Groups command-line paths into studies: DICOM files of one series become one input, in the
+/// order their series first appear; anything else, or a file whose header cannot be read
+/// (its error comes when it is loaded), stays an input of its own.
+pub fn group_inputs(paths: &[PathBuf]) -> Vec<Input> {
+    let mut inputs: Vec<Input> = Vec::new();
+    let mut series: Vec<(String, usize)> = Vec::new();
+    for path in paths {
+        let Some(uid) = dicom_series_uid(path) else {
+            inputs.push(Input::Path(path.clone()));
+            continue;
+        };
+        match series.iter().find(|(s, _)| *s == uid) {
+            Some(&(_, index)) => {
+                if let Input::Series(files) = &mut inputs[index] {
+                    files.push(path.clone());
+                }
+            }
+            None => {
+                series.push((uid, inputs.len()));
+                inputs.push(Input::Series(vec![path.clone()]));
+            }
+        }
+    }
+    inputs
+}
+
+/// The Series Instance UID of a DICOM file argument; `None` for anything else.
+fn dicom_series_uid(path: &Path) -> Option<String> {
+    let name = path.to_string_lossy().to_lowercase();
+    let other = [".nii", ".nii.gz", ".png", ".jpg", ".jpeg"].iter().any(|e| name.ends_with(e));
+    if path.is_dir() || other {
+        return None;
+    }
+    let (_, meta) = decode::read_header(path).ok()?;
+    (!meta.series_uid.is_empty()).then_some(meta.series_uid)
 }
 
 /// The modality and SOP Class of an input without decoding its pixels: empty for NIfTI and
@@ -285,7 +355,7 @@ fn combine(m: &Manifest, probabilities: &[Vec<f32>], study: &Study) -> Vec<Findi
         .map(|(c, label)| {
             let (slice, p) = argmax(probabilities.iter().map(|row| row[c]));
             let mut finding = finding(m, label, p);
-            finding.location = Some(slice_location(&study.frames[slice], slice));
+            finding.location = Some(slice_location(&study.frames[slice]));
             finding
         })
         .collect();
@@ -383,10 +453,10 @@ fn gradcam_outputs(outputs: &Outputs) -> Option<(&ArrayD<f32>, &Array2<f32>)> {
 }
 
 /// A slice's location without a map: its centre.
-fn slice_location(frame: &Frame, slice: usize) -> Location {
+fn slice_location(frame: &Frame) -> Location {
     let (rows, cols) = frame.pixels.dim();
     let point = [cols as f32 / 2.0, rows as f32 / 2.0];
-    location(frame, slice, point, None)
+    location(frame, point, None)
 }
 
 /// The peak of the map on its plane, and the region around it.
@@ -395,10 +465,10 @@ fn location_from_map(frame: &Frame, slice: usize, heatmap: &Heatmap) -> Location
     let plane = heatmap.maps.index_axis(Axis(0), plane_index).to_owned();
     let (_, row, col) = gradcam::peak(&plane.clone().insert_axis(Axis(0)));
     let bbox = gradcam::region(&plane, (row, col));
-    location(frame, slice, [col as f32, row as f32], Some(bbox))
+    location(frame, [col as f32, row as f32], Some(bbox))
 }
 
-fn location(frame: &Frame, _slice: usize, point: [f32; 2], bbox: Option<[f32; 4]>) -> Location {
+fn location(frame: &Frame, point: [f32; 2], bbox: Option<[f32; 4]>) -> Location {
     let meta = frame.source.as_deref();
     Location {
         sop_instance_uid: meta.map(|m| m.sop_instance_uid.clone()).unwrap_or_default(),
@@ -406,15 +476,30 @@ fn location(frame: &Frame, _slice: usize, point: [f32; 2], bbox: Option<[f32; 4]
         frame: frame.frame_number,
         point,
         bbox,
-        patient_xyz: meta.and_then(|m| patient_point(m, point)),
+        patient_xyz: meta.and_then(|m| patient_point(m, frame.position, point)),
     }
 }
 
 /// PS3.3 C.7.6.2.1.1: position + column·Δc·row direction + row·Δr·column direction.
-fn patient_point(meta: &ImageMeta, point: [f32; 2]) -> Option<[f64; 3]> {
-    let (p, o, s) = (meta.position?, meta.orientation?, meta.pixel_spacing?);
+fn patient_point(
+    meta: &ImageMeta,
+    position: Option<[f64; 3]>,
+    point: [f32; 2],
+) -> Option<[f64; 3]> {
+    let (p, o, s) = (position?, meta.orientation?, meta.pixel_spacing?);
     let (col, row) = (point[0] as f64, point[1] as f64);
     Some(std::array::from_fn(|i| p[i] + col * s[1] * o[i] + row * s[0] * o[3 + i]))
+}
+
+/// The sources in the order their first frame appears in the ordered frames.
+fn in_frame_order(mut sources: Vec<SourceImage>, frames: &[Frame]) -> Vec<SourceImage> {
+    let first_frame = |s: &SourceImage| {
+        frames.iter().position(|f| {
+            f.source.as_ref().is_some_and(|m| m.sop_instance_uid == s.sop_instance_uid)
+        })
+    };
+    sources.sort_by_key(|s| first_frame(s).unwrap_or(usize::MAX));
+    sources
 }
 
 fn source_of(meta: &ImageMeta, frames: usize) -> SourceImage {
@@ -528,12 +613,14 @@ pub fn summary_json(analysis: &Analysis) -> serde_json::Value {
     })
 }
 
+/// Location as (column, row, slice): the slice is the instance's place in the ordered series,
+/// or the frame's place in a single multi-frame instance.
 fn location_json(l: &Location, analysis: &Analysis) -> serde_json::Value {
-    let slice = analysis
-        .sources
-        .iter()
-        .position(|s| s.sop_instance_uid == l.sop_instance_uid && !s.sop_instance_uid.is_empty());
-    let z = slice.map(|s| s as f32).unwrap_or((l.frame - 1) as f32);
+    let instance = analysis.sources.iter().position(|s| s.sop_instance_uid == l.sop_instance_uid);
+    let z = match instance {
+        Some(index) if analysis.sources.len() > 1 => index as f32,
+        _ => (l.frame - 1) as f32,
+    };
     serde_json::json!({
         "sop_instance_uid": l.sop_instance_uid,
         "frame": l.frame,
@@ -570,6 +657,6 @@ mod tests {
             pixel_spacing: Some([0.5, 0.25]),
             ..ImageMeta::default()
         };
-        assert_eq!(patient_point(&meta, [4.0, 2.0]), Some([-99.0, -49.0, 20.0]));
+        assert_eq!(patient_point(&meta, meta.position, [4.0, 2.0]), Some([-99.0, -49.0, 20.0]));
     }
 }

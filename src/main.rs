@@ -87,17 +87,19 @@ fn analyze(
     heatmap: Option<&Path>,
 ) -> anyhow::Result<()> {
     let registry = load_models(settings)?;
-    for (i, path) in paths.iter().enumerate() {
+    let inputs = analysis::group_inputs(paths);
+    for (i, input) in inputs.iter().enumerate() {
+        let path = input.first();
         let chosen = choose(&registry, model, path)?;
-        let study = analysis::load_input(path, chosen.manifest.preparation.rescale)
+        let study = input
+            .load(chosen.manifest.preparation.rescale)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let result = analysis::analyze_study(chosen, &study)
             .with_context(|| format!("cannot analyse {}", path.display()))?;
         println!("{}", analysis::summary_json(&result));
 
         if let Some(out) = heatmap {
-            let target = numbered(out, i, paths.len());
-            write_heatmap(&result, &target)?;
+            write_heatmap(&result, &numbered(out, i, inputs.len()))?;
         }
     }
     Ok(())

@@ -123,3 +123,24 @@ fn models_lists_id_provider_and_intended_use() {
     assert!(line.contains("CR,DX") && line.contains("1x128x128") && line.contains("cpu"), "{line}");
     assert!(line.contains("not validated"), "{line}");
 }
+
+#[test]
+fn files_of_one_series_give_one_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = common::testdata().join("dicom/ct/series_pcir_ct_5slice_16px");
+    let mut files: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let cr = common::testdata().join("dicom/cr_dx/DX_dog_highdicom.dcm");
+    files.push(path(&cr).to_string());
+
+    let mut args = vec!["analyze", "--model", "cr-chest-nodule"];
+    args.extend(files.iter().map(String::as_str));
+    let out = argus(&args, dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let docs = json_lines(&out);
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["characteristics"]["images"], 5);
+}

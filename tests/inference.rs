@@ -193,3 +193,54 @@ fn volume_study_is_sorted_and_explained() {
         positions.windows(2).all(|w| w[0] <= w[1]) || positions.windows(2).all(|w| w[0] >= w[1])
     );
 }
+
+#[test]
+fn heatmap_equals_pytorch_grad_cam_scaling() {
+    let model = open(&cr_package()).unwrap();
+    let file = common::testdata().join("dicom/cr_dx/DX_dog_highdicom.dcm");
+    let study = argus::analysis::load_input(&file, true).unwrap();
+    let analysis = argus::analysis::analyze_study(&model, &study).unwrap();
+    let heatmap = analysis.heatmap.unwrap();
+    let class = model.manifest.labels.iter().position(|l| l.name == analysis.findings[0].label);
+
+    let out = tempfile::tempdir().unwrap();
+    let input = argus::prepare::slice_tensor(&study.frames[0], &model.manifest.preparation);
+    let input_path = out.path().join("input.f32");
+    common::write_f32(&input_path, input.as_slice().unwrap());
+    let (rows, cols) = study.frames[0].pixels.dim();
+    let expected_path = out.path().join("cam.f32");
+    let args = [
+        model.dir.join("model.onnx"),
+        input_path,
+        PathBuf::from("128,128"),
+        PathBuf::from(class.unwrap().to_string()),
+        PathBuf::from(rows.to_string()),
+        PathBuf::from(cols.to_string()),
+        expected_path.clone(),
+    ];
+    let args: Vec<&Path> = args.iter().map(PathBuf::as_path).collect();
+    common::run_python("gradcam_reference.py", &args);
+
+    let expected = common::read_f32(&expected_path);
+    let actual: Vec<f32> = heatmap.maps.iter().copied().collect();
+    assert_eq!(actual.len(), expected.len());
+    let worst = actual.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(worst <= 1e-4, "max |diff| {worst} against pytorch-grad-cam");
+}
+
+#[test]
+fn enhanced_multiframe_frames_are_ordered_by_their_own_positions() {
+    let file = common::testdata().join("dicom/multiframe/philips_enhanced_fmri_32fr.dcm");
+    let study = load_series(&[file], true).unwrap();
+    assert_eq!(study.frames.len(), 32);
+    assert!(study.frames.iter().all(|f| f.position.is_some()));
+
+    let meta = study.frames[0].source.as_ref().unwrap();
+    let normal = argus::prepare::volume::normal_of(meta.orientation.unwrap());
+    let along: Vec<f64> = study
+        .frames
+        .iter()
+        .map(|f| f.position.unwrap().iter().zip(normal).map(|(p, n)| p * n).sum())
+        .collect();
+    assert!(along.windows(2).all(|w| w[0] <= w[1]), "{along:?}");
+}

@@ -59,7 +59,10 @@ impl Runtime {
             return Ok(runtime);
         }
 
+        // ort resolves a relative path against the executable's folder; Argus means the
+        // working directory, as for every other path in the settings.
         let (library, origin) = locate(configured);
+        let library = std::path::absolute(&library).unwrap_or(library);
         check_file(&library, origin)?;
         let environment = load(&library)?;
         tracing::info!(library = %library.display(), "ONNX Runtime loaded");
@@ -151,10 +154,10 @@ pub fn apply_providers(
     trt_cache: &Path,
     model: &str,
 ) -> (SessionBuilder, Provider) {
-    for &provider in preferred {
-        if provider == Provider::Cpu {
-            return (builder, Provider::Cpu);
-        }
+    // TODO(#3): Register CUDA after TensorRT as well, so that nodes TensorRT cannot take run on the GPU rather than the CPU.
+    // The CPU provider is registered explicitly too, as onnxruntime's Python binding does, so
+    // that ONNX Runtime does not fall back to its automatic device selection.
+    for &provider in preferred.iter().chain([&Provider::Cpu]) {
         match try_provider(builder, provider, trt_cache) {
             Ok(with) => return (with, provider),
             Err(skipped) => {
@@ -164,7 +167,7 @@ pub fn apply_providers(
             }
         }
     }
-    tracing::info!(model, "no preferred provider usable; using cpu");
+    // ONNX Runtime always keeps its CPU provider, registered or not.
     (builder, Provider::Cpu)
 }
 

@@ -60,6 +60,16 @@ pub struct ImageMeta {
     pub orientation: Option<[f64; 6]>,
     /// Pixel Spacing: between rows, then between columns (mm).
     pub pixel_spacing: Option<[f64; 2]>,
+    /// Per-frame Image Position (Patient) of enhanced multi-frame objects (PS3.3 C.7.6.16.2.3);
+    /// empty for single-frame objects.
+    pub frame_positions: Vec<Option<[f64; 3]>>,
+}
+
+impl ImageMeta {
+    /// The position of frame `index` (0-based): its own in an enhanced object, else the image's.
+    pub fn position_of(&self, index: usize) -> Option<[f64; 3]> {
+        self.frame_positions.get(index).copied().flatten().or(self.position)
+    }
 }
 
 /// A decoded image: grey float32 frames after the Modality LUT when asked for.
@@ -341,9 +351,41 @@ fn meta_of(obj: &DefaultDicomObject) -> ImageMeta {
         rows: float_of(obj, tags::ROWS).unwrap_or(0.0) as usize,
         columns: float_of(obj, tags::COLUMNS).unwrap_or(0.0) as usize,
         position: fixed(floats_of(obj, tags::IMAGE_POSITION_PATIENT)),
-        orientation: fixed(floats_of(obj, tags::IMAGE_ORIENTATION_PATIENT)),
-        pixel_spacing: fixed(floats_of(obj, tags::PIXEL_SPACING)),
+        orientation: fixed(floats_of(obj, tags::IMAGE_ORIENTATION_PATIENT)).or_else(|| {
+            functional(obj, tags::PLANE_ORIENTATION_SEQUENCE, tags::IMAGE_ORIENTATION_PATIENT)
+        }),
+        pixel_spacing: fixed(floats_of(obj, tags::PIXEL_SPACING))
+            .or_else(|| functional(obj, tags::PIXEL_MEASURES_SEQUENCE, tags::PIXEL_SPACING)),
+        frame_positions: frame_positions(obj),
     }
+}
+
+/// Image Position (Patient) of each item of the Per-Frame Functional Groups Sequence.
+fn frame_positions(obj: &InMemDicomObject) -> Vec<Option<[f64; 3]>> {
+    let Some(items) = sequence(obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|frame| {
+            let plane = sequence(frame, tags::PLANE_POSITION_SEQUENCE)?.first()?;
+            fixed(floats_of(plane, tags::IMAGE_POSITION_PATIENT))
+        })
+        .collect()
+}
+
+/// A value inside a functional group macro (`group` > `tag`), shared or of the first frame.
+fn functional<const N: usize>(obj: &InMemDicomObject, group: Tag, tag: Tag) -> Option<[f64; N]> {
+    [tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE]
+        .into_iter()
+        .find_map(|groups| {
+            let macro_item = sequence(sequence(obj, groups)?.first()?, group)?.first()?;
+            fixed(floats_of(macro_item, tag))
+        })
+}
+
+fn sequence(obj: &InMemDicomObject, tag: Tag) -> Option<&[InMemDicomObject]> {
+    obj.element_opt(tag).ok()??.items()
 }
 
 fn fixed<const N: usize>(values: Option<Vec<f64>>) -> Option<[f64; N]> {

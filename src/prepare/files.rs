@@ -1,5 +1,5 @@
-//! Inputs that are not DICOM, for `argus analyze`: NIfTI-1 volumes (.nii, .nii.gz; the header
-//! of the NIfTI-1 standard, read here with flate2 for the compressed form) and PNG or JPEG
+//! Inputs that are not DICOM, for `argus analyze`: NIfTI-1 and NIfTI-2 volumes (.nii, .nii.gz;
+//! the headers of the two NIfTI standards, gunzipped with flate2) and PNG or JPEG
 //! pictures (one grey frame, BT.601 luma for colour).
 
 use std::io::Read;
@@ -14,14 +14,14 @@ pub enum FileError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
 
-    #[error("{path} is not a NIfTI-1 file: {reason}")]
+    #[error("{path} is not a NIfTI file Argus reads: {reason}")]
     Nifti { path: PathBuf, reason: String },
 
     #[error("cannot decode picture {path}: {reason}")]
     Picture { path: PathBuf, reason: String },
 }
 
-/// Grey frames of a NIfTI-1 volume, one per index of the third axis (the first volume of a 4-D
+/// Grey frames of a NIfTI volume, one per index of the third axis (the first volume of a 4-D
 /// file), each (dim2 rows, dim1 columns), scaled by scl_slope/scl_inter when the slope is set.
 pub fn read_nifti(path: &Path) -> Result<Vec<Array2<f32>>, FileError> {
     let bytes = read_maybe_gzip(path)?;
@@ -84,27 +84,42 @@ impl Header {
         if b.len() < 348 {
             return Err("shorter than the 348-byte header".into());
         }
-        let big_endian = match (
-            i32::from_le_bytes(b[0..4].try_into().unwrap()),
-            i32::from_be_bytes(b[0..4].try_into().unwrap()),
-        ) {
-            (348, _) => false,
-            (_, 348) => true,
-            (540, _) | (_, 540) => return Err("NIfTI-2 is not supported".into()),
-            _ => return Err("sizeof_hdr is not 348".into()),
-        };
-        // TODO(#3): Read NIfTI-2 headers (540 bytes, 64-bit dimensions) as well.
-        let h = Reader { b, big_endian };
+        let size = b[0..4].try_into().expect("4 bytes");
+        match (i32::from_le_bytes(size), i32::from_be_bytes(size)) {
+            (348, _) => Ok(Header::nifti1(Reader { b, big_endian: false })),
+            (_, 348) => Ok(Header::nifti1(Reader { b, big_endian: true })),
+            (540, _) if b.len() >= 540 => Ok(Header::nifti2(Reader { b, big_endian: false })),
+            (_, 540) if b.len() >= 540 => Ok(Header::nifti2(Reader { b, big_endian: true })),
+            _ => Err("sizeof_hdr is neither 348 (NIfTI-1) nor 540 (NIfTI-2)".into()),
+        }
+    }
+
+    /// NIfTI-1: dim int16[8] at 40, datatype at 70, vox_offset float at 108, scl_* at 112.
+    fn nifti1(h: Reader) -> Header {
         let rank = h.i16(40).clamp(1, 7) as usize;
         let dim = |i: usize| if i <= rank { h.i16(40 + 2 * i).max(1) as usize } else { 1 };
-        Ok(Header {
-            big_endian,
+        Header {
+            big_endian: h.big_endian,
             dims: [dim(1), dim(2), dim(3)],
             datatype: h.i16(70),
             vox_offset: h.f32(108).max(348.0) as usize,
             slope: h.f32(112),
             intercept: h.f32(116),
-        })
+        }
+    }
+
+    /// NIfTI-2: datatype at 12, dim int64[8] at 16, vox_offset int64 at 168, scl_* at 176.
+    fn nifti2(h: Reader) -> Header {
+        let rank = h.i64(16).clamp(1, 7) as usize;
+        let dim = |i: usize| if i <= rank { h.i64(16 + 8 * i).max(1) as usize } else { 1 };
+        Header {
+            big_endian: h.big_endian,
+            dims: [dim(1), dim(2), dim(3)],
+            datatype: h.i16(12),
+            vox_offset: h.i64(168).max(540) as usize,
+            slope: h.f64(176) as f32,
+            intercept: h.f64(184) as f32,
+        }
     }
 
     fn values(&self, b: &[u8], count: usize) -> Result<Vec<f32>, String> {
@@ -155,6 +170,9 @@ impl Reader<'_> {
     }
     fn f32(&self, o: usize) -> f32 {
         f32::from_le_bytes(self.bytes(o))
+    }
+    fn i64(&self, o: usize) -> i64 {
+        i64::from_le_bytes(self.bytes(o))
     }
     fn f64(&self, o: usize) -> f64 {
         f64::from_le_bytes(self.bytes(o))

@@ -31,12 +31,21 @@ pub struct Frame {
     pub source: Option<Arc<ImageMeta>>,
     /// 1-based frame number within its instance.
     pub frame_number: u32,
+    /// Image Position (Patient) of the frame, when known.
+    pub position: Option<[f64; 3]>,
 }
 
 impl Frame {
     /// A frame that carries no DICOM identity (NIfTI, PNG, JPEG).
     pub fn bare(pixels: Array2<f32>) -> Frame {
-        Frame { pixels, monochrome1: false, window: None, source: None, frame_number: 1 }
+        Frame {
+            pixels,
+            monochrome1: false,
+            window: None,
+            source: None,
+            frame_number: 1,
+            position: None,
+        }
     }
 
     /// Every frame of a decoded DICOM image.
@@ -50,6 +59,7 @@ impl Frame {
                 pixels,
                 monochrome1: image.monochrome1,
                 window: image.window,
+                position: meta.position_of(i),
                 source: Some(meta.clone()),
                 frame_number: i as u32 + 1,
             })

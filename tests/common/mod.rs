@@ -6,6 +6,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -328,30 +329,38 @@ pub fn dataset_sop_instance(path: &Path) -> Option<String> {
     Some(trimmed(&uid))
 }
 
-/// The kit's Python: `ARGUS_PYTHON` if it is a venv interpreter with numpy, else the venv of
-/// scripts/python-env.sh.
+/// The kit's Python: `ARGUS_PYTHON` if it has numpy, pydicom and onnxruntime, else the venv of
+/// scripts/python-env.sh, which is run once (idempotent) when the venv is missing.
 pub fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(find_python).clone()
+}
+
+fn find_python() -> PathBuf {
     let venv = std::env::var_os("ARGUS_VENV").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/argus/venv")
     });
-    let candidates = std::env::var_os("ARGUS_PYTHON")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([venv.join("bin/python")]);
-    for candidate in candidates {
-        let ok = Command::new(&candidate)
-            .args(["-c", "import numpy, pydicom, onnxruntime"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            return candidate;
-        }
+    let configured = std::env::var_os("ARGUS_PYTHON").map(PathBuf::from);
+    if let Some(found) = configured.iter().chain([&venv.join("bin/python")]).find(|p| usable(p)) {
+        return found.clone();
     }
-    panic!(
+
+    let status = Command::new("bash").arg(repo().join("scripts/python-env.sh")).status();
+    let python = venv.join("bin/python");
+    assert!(
+        status.map(|s| s.success()).unwrap_or(false) && usable(&python),
         "no Python with numpy, pydicom and onnxruntime: run `scripts/python-env.sh` (venv at {})",
         venv.display()
     );
+    python
+}
+
+fn usable(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import numpy, pydicom, onnxruntime"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// Runs `scripts/provision-onnxruntime.sh` (idempotent) and returns the path it prints.
