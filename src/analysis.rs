@@ -546,19 +546,34 @@ fn bare_study(frames: Vec<Frame>) -> Study {
     }
 }
 
-/// Files of a series folder, sorted by name; hidden files are skipped.
+/// Files of a series folder, sorted by name. Hidden files and files that are plainly not DICOM
+/// (no PS3.10 preamble and an extension other than `.dcm`, such as a mask or a DICOMDIR's
+/// companions) are skipped.
 fn series_files(dir: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
     let list_error = |source| AnalysisError::List { path: dir.to_path_buf(), source };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(list_error)? {
         let path = entry.map_err(list_error)?.path();
         let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if path.is_file() && !hidden {
+        if path.is_file() && !hidden && may_be_dicom(&path) {
             files.push(path);
+        } else {
+            tracing::debug!(path = %path.display(), "not a DICOM file: skipped");
         }
     }
     files.sort();
     Ok(files)
+}
+
+/// A file with the PS3.10 preamble, or without one but named like a DICOM file (no extension
+/// or `.dcm`), which may be a bare data set.
+fn may_be_dicom(path: &Path) -> bool {
+    let mut head = [0u8; 132];
+    let preamble = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| &head[128..] == b"DICM");
+    let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    preamble || matches!(extension.as_deref(), None | Some("dcm"))
 }
 
 fn log_stack_check(series_uid: &str, check: &volume::StackCheck, slices: usize) {
