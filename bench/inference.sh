@@ -28,11 +28,21 @@ for net in resnet50 densenet121; do
     [[ -s "$work/$net.onnx" ]] || "$python" bench/export_reference_nets.py "$work" >&2
 done
 
+# The tensors ort_python_bench.py feeds (numpy's default_rng(0) normal), so both sides see the
+# same input.
+"$python" - "$work" <<'PY'
+import sys
+import numpy as np
+for batch in (1, 8):
+    x = np.random.default_rng(0).standard_normal([batch, 3, 224, 224]).astype("<f4")
+    x.tofile(f"{sys.argv[1]}/input-b{batch}.f32")
+PY
+
 for net in resnet50 densenet121; do
     for round in $(seq "$rounds"); do
         "$python" bench/ort_python_bench.py "$work/$net.onnx" --threads "$threads" --runs "$runs" \
             > "$work/$net.python.$round.json"
-        "$bench" infer "$work/$net.onnx" --threads "$threads" --runs "$runs" \
+        "$bench" infer "$work/$net.onnx" --threads "$threads" --runs "$runs" --inputs "$work" \
             > "$work/$net.argus.$round.json"
     done
 done

@@ -37,6 +37,10 @@ enum Command {
         runs: usize,
         #[arg(long, default_value_t = 3)]
         warmup: usize,
+        /// Folder of `input-b1.f32` and `input-b8.f32` (raw float32 inputs, so that both sides
+        /// run on the same tensor); pseudo-random values when absent.
+        #[arg(long)]
+        inputs: Option<PathBuf>,
     },
     /// Times preparation of series folders.
     Prepare {
@@ -83,12 +87,20 @@ priority = 0.9
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Infer { model, threads, runs, warmup } => infer(&model, threads, runs, warmup),
+        Command::Infer { model, threads, runs, warmup, inputs } => {
+            infer(&model, threads, runs, warmup, inputs.as_deref())
+        }
         Command::Prepare { folders, runs } => prepare_series(&folders, runs),
     }
 }
 
-fn infer(model: &Path, threads: usize, runs: usize, warmup: usize) -> anyhow::Result<()> {
+fn infer(
+    model: &Path,
+    threads: usize,
+    runs: usize,
+    warmup: usize,
+    inputs: Option<&Path>,
+) -> anyhow::Result<()> {
     let manifest = Manifest::parse(Path::new("bench.toml"), BENCH_MANIFEST, None)?;
     let settings = InferenceSettings {
         models_dir: PathBuf::new(),
@@ -103,7 +115,7 @@ fn infer(model: &Path, threads: usize, runs: usize, warmup: usize) -> anyhow::Re
 
     let results: Vec<serde_json::Value> = [1usize, 8]
         .iter()
-        .map(|&batch| time_batch(&session, batch, runs, warmup))
+        .map(|&batch| time_batch(&session, input(batch, inputs)?, runs, warmup))
         .collect::<anyhow::Result<_>>()?;
     let doc = serde_json::json!({"model": model, "argus": env!("CARGO_PKG_VERSION"),
         "threads": threads, "results": results});
@@ -111,17 +123,30 @@ fn infer(model: &Path, threads: usize, runs: usize, warmup: usize) -> anyhow::Re
     Ok(())
 }
 
+/// The benchmark input of one batch size: read from `inputs`, else pseudo-random.
+fn input(batch: usize, inputs: Option<&Path>) -> anyhow::Result<ArrayD<f32>> {
+    let shape = IxDyn(&[batch, 3, 224, 224]);
+    if let Some(dir) = inputs {
+        let path = dir.join(format!("input-b{batch}.f32"));
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let values = bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()));
+        return Ok(ArrayD::from_shape_vec(shape, values.collect())?);
+    }
+    let mut state = 1u64;
+    Ok(ArrayD::from_shape_fn(shape, |_| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }))
+}
+
 fn time_batch(
     session: &ModelSession,
-    batch: usize,
+    input: ArrayD<f32>,
     runs: usize,
     warmup: usize,
 ) -> anyhow::Result<serde_json::Value> {
-    let mut state = 1u64;
-    let input = ArrayD::from_shape_fn(IxDyn(&[batch, 3, 224, 224]), |_| {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
-        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    });
+    let batch = input.shape()[0];
     for _ in 0..warmup {
         session.run(input.clone())?;
     }
