@@ -74,6 +74,7 @@ pub async fn run(
         reporter: engines.reporter,
         metrics: metrics.clone(),
         wake: Arc::new(Notify::new()),
+        inference_wake: Arc::new(Notify::new()),
         outbox_wake: Arc::new(Notify::new()),
         outbox_changed: Arc::new(Notify::new()),
     });

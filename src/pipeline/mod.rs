@@ -80,6 +80,8 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     /// Woken when an instance arrives or a job changes stage.
     pub wake: Arc<Notify>,
+    /// Woken when a job was routed and waits for inference.
+    pub inference_wake: Arc<Notify>,
     /// Woken when new outbox items are waiting.
     pub outbox_wake: Arc<Notify>,
     /// Woken when an outbox item changed state.
@@ -101,10 +103,24 @@ impl Pipeline {
             if let Err(err) = self.assemble_once(quiet_ms) {
                 tracing::error!(error = %err, "study assembly failed");
             }
-            if self.pause(&mut shutdown, Duration::from_millis(500)).await {
+            let next = self.next_quiet_deadline(quiet_ms).unwrap_or(Duration::from_millis(500));
+            if self.pause(&self.wake, &mut shutdown, next).await {
                 return;
             }
         }
+    }
+
+    /// How long until the next receiving study turns quiet, between 20 and 500 ms.
+    fn next_quiet_deadline(&self, quiet_ms: u64) -> Option<Duration> {
+        let now = now_ms();
+        let soonest = self
+            .jobs
+            .at_stage(Stage::Received)
+            .ok()?
+            .iter()
+            .map(|j| (j.last_instance_ms + quiet_ms).saturating_sub(now))
+            .min()?;
+        Some(Duration::from_millis(soonest.clamp(20, 500)))
     }
 
     fn assemble_once(&self, quiet_ms: u64) -> Result<(), PipelineError> {
@@ -113,7 +129,7 @@ impl Pipeline {
             self.route(&job)?;
         }
         if !closed.is_empty() {
-            self.wake.notify_waiters();
+            self.inference_wake.notify_one();
         }
         Ok(())
     }
@@ -163,7 +179,7 @@ impl Pipeline {
                 Ok(None) => {}
                 Err(err) => tracing::error!(error = %err, "job queue unreadable"),
             }
-            if self.pause(&mut shutdown, Duration::from_millis(500)).await {
+            if self.pause(&self.inference_wake, &mut shutdown, Duration::from_millis(500)).await {
                 return;
             }
         }
@@ -345,7 +361,7 @@ impl Pipeline {
         txn.commit().map_err(IndexError::from)?;
 
         tracing::info!(objects = objects.len(), destinations = destinations.len(), "reported");
-        self.outbox_wake.notify_waiters();
+        self.outbox_wake.notify_one();
         Ok(())
     }
 
@@ -409,10 +425,15 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Waits for `period`, a wake-up, or shutdown; true on shutdown.
-    async fn pause(&self, shutdown: &mut watch::Receiver<bool>, period: Duration) -> bool {
+    /// Waits for `period`, a wake-up of `wake`, or shutdown; true on shutdown.
+    async fn pause(
+        &self,
+        wake: &Notify,
+        shutdown: &mut watch::Receiver<bool>,
+        period: Duration,
+    ) -> bool {
         tokio::select! {
-            _ = self.wake.notified() => false,
+            _ = wake.notified() => false,
             _ = tokio::time::sleep(period) => false,
             _ = receive_stopped(shutdown) => true,
         }

@@ -162,7 +162,7 @@ impl Sender {
         };
         self.record(&mut item, result);
         self.save(&item)?;
-        self.changed.notify_waiters();
+        self.changed.notify_one();
         Ok(())
     }
 

@@ -32,10 +32,12 @@ def _affine(n: int, g: torch.Generator) -> torch.Tensor:
     return theta
 
 
-def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, g: torch.Generator, masks: torch.Tensor | None = None):
     """Random plausible variants of a batch (N, C, H, W) or (N, C, D, H, W).
 
-    Volumes get one in-plane transform per sample, the same for all their slices.
+    Volumes get one in-plane transform per sample, the same for all their slices. With `masks`
+    (N, 1, H, W), returns `(images, masks)`, the masks moved by the same rotation, zoom and flip
+    (and untouched by brightness and contrast).
     """
     shape = x.shape
     flat = x.reshape(shape[0], -1, shape[-2], shape[-1])
@@ -44,7 +46,10 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     view = (-1,) + (1,) * (len(shape) - 1)
     contrast = 1 + (torch.rand(shape[0], generator=g) * 2 - 1) * MAX_CONTRAST
     brightness = (torch.rand(shape[0], generator=g) * 2 - 1) * MAX_BRIGHTNESS
-    return out * contrast.view(view) + brightness.view(view)
+    out = out * contrast.view(view) + brightness.view(view)
+    if masks is None:
+        return out
+    return out, F.grid_sample(masks, grid, padding_mode="zeros", align_corners=False)
 
 
 class BalancedBatchSampler(torch.utils.data.Sampler):

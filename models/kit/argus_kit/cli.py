@@ -51,7 +51,8 @@ def _table(a) -> dict:
 def cmd_train(a) -> None:
     table = _table(a)
     model_id = table["model"]["id"]
-    cfg = train.TrainConfig(epochs=a.epochs, seed=a.seed, batch_size=a.batch_size)
+    cfg = train.TrainConfig(epochs=a.epochs, seed=a.seed, batch_size=a.batch_size,
+                            mask_weight=a.mask_weight)
     tr = Path(a.train or pipeline.phantom_dir(model_id, "train"))
     va = Path(a.val or pipeline.phantom_dir(model_id, "val"))
     out = Path(a.out or pipeline.cache_root() / "runs" / model_id / "model.pt")
@@ -122,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=50)
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--seed", type=int, default=defaults.TRAIN_SEED)
+    s.add_argument("--mask-weight", type=float, default=train.TrainConfig.mask_weight,
+                   help="weight of the lesion-mask localization loss (slice models; 0: off)")
     s.add_argument("--train")
     s.add_argument("--val")
     s.add_argument("--out")

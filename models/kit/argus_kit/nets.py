@@ -47,28 +47,67 @@ class SpatialAttention(nn.Module):
 
 
 def _block(conv, norm, c_in: int, c_out: int, stride) -> nn.Sequential:
-    """Two 3x3 convolutions with batch norm and ReLU, the first one strided."""
+    """Two 3x3 convolutions with batch norm and ReLU, the first one strided (the 3D net)."""
     return nn.Sequential(
         conv(c_in, c_out, 3, stride=stride, padding=1, bias=False), norm(c_out), nn.ReLU(),
         conv(c_out, c_out, 3, padding=1, bias=False), norm(c_out), nn.ReLU(),
     )
 
 
-class CompactCNN(nn.Module):
-    """Small CNN with squeeze-excitation and spatial attention on its last block, 2D or 3D.
+def _centred_block(c_in: int, c_out: int, downsample: bool) -> nn.Sequential:
+    """A 2D stage: an optional centred 2x downsampling, then two 3x3 convolutions.
 
-    2D: 4 stride-2 stages, 128x128 in, 8x8 features. 3D: the first stage keeps depth
-    (stride 1,2,2), so 16x64x64 in gives 2x4x4 features.
+    The downsampling is a 4x4 convolution with stride 2 and padding 1: output cell i sees inputs
+    2i-1 .. 2i+2, centred on 2i+0.5, which is where bilinear upsampling (align_corners=False)
+    puts that cell. A 3x3 stride-2 convolution with padding 1 is centred on 2i instead, half an
+    input pixel up and left, and over three stages the feature grid ends 3.5 input pixels off.
+    """
+    first = (nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=False) if downsample
+             else nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))
+    return nn.Sequential(
+        first, nn.BatchNorm2d(c_out), nn.ReLU(),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+    )
+
+
+class CompactCNN(nn.Module):
+    """Small 2D CNN for Grad-CAM that lands on the finding: 128x128 in, 16x16 features.
+
+    Three centred stride-2 stages and a fourth at full feature resolution, then channel
+    (squeeze-excitation) attention, which rescales whole channels and so moves nothing. There is
+    no spatial attention: its gate, a convolution over the coarse grid, spreads evidence to
+    neighbouring cells, and the class map is read from the gated features.
     """
 
-    def __init__(self, classes: int, width: int = 8, channels: int = 1, dims: int = 2):
+    def __init__(self, classes: int, width: int = 8, channels: int = 1):
         super().__init__()
-        conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
-        first = 2 if dims == 2 else (1, 2, 2)
         widths = [width, width * 2, width * 4, width * 8]
         stages, c_in = [], channels
         for i, c_out in enumerate(widths):
-            stages.append(_block(conv, norm, c_in, c_out, first if i == 0 else 2))
+            stages.append(_centred_block(c_in, c_out, downsample=i < 3))
+            c_in = c_out
+        self.body = nn.Sequential(*stages)
+        self.attention = Squeeze(c_in)
+        self.head = GapHead(c_in, classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.attention(self.body(x))
+        return self.head(features), features
+
+
+class CompactCNN3d(nn.Module):
+    """Small 3D CNN with squeeze-excitation and spatial attention on its last block.
+
+    The first stage keeps depth (stride 1,2,2), so 16x64x64 in gives 2x4x4 features.
+    """
+
+    def __init__(self, classes: int, width: int = 8, channels: int = 1):
+        super().__init__()
+        conv, norm = nn.Conv3d, nn.BatchNorm3d
+        widths = [width, width * 2, width * 4, width * 8]
+        stages, c_in = [], channels
+        for i, c_out in enumerate(widths):
+            stages.append(_block(conv, norm, c_in, c_out, (1, 2, 2) if i == 0 else 2))
             c_in = c_out
         self.body = nn.Sequential(*stages)
         self.attention = nn.Sequential(Squeeze(c_in), SpatialAttention(conv))
@@ -114,9 +153,9 @@ ARCHITECTURES = ("compact", "compact3d", "resnet50", "densenet121")
 def build(arch: str, classes: int, channels: int = 1, width: int = 8) -> nn.Module:
     """An architecture by name (`ARCHITECTURES`)."""
     if arch == "compact":
-        return CompactCNN(classes, width, channels, dims=2)
+        return CompactCNN(classes, width, channels)
     if arch == "compact3d":
-        return CompactCNN(classes, width, channels, dims=3)
+        return CompactCNN3d(classes, width, channels)
     return TorchvisionNet(arch, classes, channels)
 
 

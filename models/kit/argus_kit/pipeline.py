@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data, defaults, export, manifest, metrics, nets, phantoms, train
+from . import data, defaults, export, localization, manifest, metrics, nets, phantoms, train
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,24 @@ def export_package(model, table: dict, out_dir: Path, training: dict | None = No
     return out_dir
 
 
+LOCALIZATION_LOSS = (
+    "training also minimised the cross-entropy between each positive slice's lesion mask "
+    "(from the phantoms, area per feature cell) and the spatial softmax of the class map "
+    "sum_k w[c,k] A_k, weighted by mask_weight; the masks move with the image augmentation"
+)
+
+
+def _localization_entries(spec: defaults.ModelSpec, package: Path, heldout: Path,
+                          cfg: train.TrainConfig) -> dict:
+    """[training] keys on the lesion-mask loss and the held-out peak-in-mask rate (slice models)."""
+    if spec.depth is not None:
+        return {}
+    peaks = localization.peak_in_mask(package, heldout)
+    return {"localization_loss": LOCALIZATION_LOSS, "mask_weight": cfg.mask_weight,
+            "heldout_true_positives": peaks["true_positives"],
+            "heldout_peak_in_mask": round(peaks["rate"], 4) if peaks["rate"] is not None else 0.0}
+
+
 def build_reference(spec: defaults.ModelSpec, models_dir: Path) -> dict:
     """Phantoms, training, held-out evaluation (through the exported ONNX) and the package."""
     splits = make_phantoms(spec)
@@ -132,6 +150,7 @@ def build_reference(spec: defaults.ModelSpec, models_dir: Path) -> dict:
         "train_cases": spec.train_cases, "val_cases": spec.val_cases,
         "heldout_cases": spec.heldout_cases, "heldout_seed": defaults.HELDOUT_SEED,
         "heldout_auc": round(result["overall"]["auc_roc"], 4), "epochs": summary["epochs"],
+        **_localization_entries(spec, package, splits["heldout"], cfg),
         # Float reductions depend on the thread count: a rebuild is byte-identical with the same.
         "threads": torch.get_num_threads(),
     }

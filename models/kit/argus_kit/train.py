@@ -3,6 +3,10 @@
 Training stops after `patience` (10) epochs without a better validation AUC and keeps the best
 weights. With CUDA the forward pass runs under torch.autocast (mixed precision); on CPU it runs
 in float32. `seed_everything` makes runs repeatable (deterministic algorithms).
+
+Slice models add a localization loss that uses the phantoms' lesion masks (`localization_loss`,
+weight `mask_weight`): classification alone lets a network find a lesion through features far
+from it, and then the class map, and the finding's location, lands elsewhere.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from . import augment, data, metrics
+from .nets import head_weights
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,7 @@ class TrainConfig:
     patience: int = 10
     seed: int = 1
     augment: bool = True
+    mask_weight: float = 0.5  # localization loss weight; 0 disables it (volumes never use it)
 
 
 def seed_everything(seed: int) -> None:
@@ -63,18 +69,46 @@ def validation_auc(model, split: data.Split, finding: np.ndarray) -> float:
     return metrics.auc(y, metrics.finding_score(probs, finding)) or 0.0
 
 
+def localization_loss(model, features: torch.Tensor, y: torch.Tensor, masks: torch.Tensor):
+    """Cross-entropy between the lesion mask and the spatial softmax of the class map.
+
+    For each sample whose (augmented) mask is not empty, the map of its true label,
+    sum_k w[y,k] A_k, is turned into a distribution over feature cells by a softmax, and the
+    target is the mask's area per cell, normalised to sum 1: the map is pushed to peak on the
+    lesion and nowhere else. Returns 0 when no sample has a mask.
+    """
+    target = F.adaptive_avg_pool2d(masks, features.shape[-2:]).flatten(1)
+    keep = (target.sum(dim=1) > 1e-3) & (y > 0)
+    if not keep.any():
+        return features.new_zeros(())
+    target = target[keep] / target[keep].sum(dim=1, keepdim=True)
+    w = head_weights(model)[y[keep]]
+    cam = torch.einsum("pk,pk...->p...", w, features[keep].float()).flatten(1)
+    return -(target * F.log_softmax(cam, dim=1)).sum(dim=1).mean()
+
+
+def _batch_loss(model, x, y, masks, cfg: TrainConfig):
+    """Cross-entropy of the logits, plus the weighted localization loss when masks are given."""
+    logits, features = model(x)
+    loss = F.cross_entropy(logits.float(), y)
+    if masks is not None and cfg.mask_weight > 0:
+        loss = loss + cfg.mask_weight * localization_loss(model, features, y, masks)
+    return loss
+
+
 def _epoch(model, opt, scaler, train: data.Split, sampler, cfg: TrainConfig, g) -> float:
     """One pass of balanced batches; returns the mean loss."""
     model.train()
     dev, losses = next(model.parameters()).device, []
+    use_masks = train.masks is not None and cfg.mask_weight > 0
     for batch in sampler:
         x = torch.from_numpy(train.x[batch])
+        masks = torch.from_numpy(train.masks[batch]) if use_masks else None
         if cfg.augment:
-            x = augment.augment(x, g)
+            x, masks = augment.augment(x, g, masks) if use_masks else (augment.augment(x, g), None)
         y = torch.from_numpy(train.y[batch]).long().to(dev)
         with torch.autocast(dev.type, enabled=dev.type == "cuda"):
-            logits, _ = model(x.to(dev))
-            loss = F.cross_entropy(logits.float(), y)
+            loss = _batch_loss(model, x.to(dev), y, None if masks is None else masks.to(dev), cfg)
         opt.zero_grad()
         scaler.scale(loss).backward()
         scaler.step(opt)
