@@ -17,8 +17,8 @@ use argus::findings::Analysis;
 use argus::model::{LoadedModel, Registry};
 use serde_json::Value;
 
-/// Pixels per model cell along each axis: a 128-pixel input over a 16-cell feature map.
-const CELL: usize = 8;
+/// Pixels per model cell along each axis: a 128-pixel input over a 32-cell feature map.
+const CELL: usize = 4;
 
 fn registry(models_dir: &Path, data_dir: &Path) -> Registry {
     let settings = InferenceSettings {

@@ -9,7 +9,7 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::jobs::{JOBS, Job, OWN_SERIES, STUDY_STATE, Stage, StudyState, get_in, put};
+use super::jobs::{JOBS, Job, OWN_SERIES, STUDY_STATE, Stage, StudyState, get_in, put, save};
 use crate::store::IndexHook;
 use crate::store::index::{IndexError, InstanceRecord, now_ms};
 use crate::store::tags::InstanceTags;
@@ -59,7 +59,7 @@ impl IndexHook for Assembler {
                 let job = open_job(&state, tags, record);
                 tracing::info!(study_uid = %tags.study_uid, job_id = %job.id, amendment = job.amendment, "study receiving");
                 state.open_job = Some(job.id.clone());
-                put(txn, JOBS, &job.id, &job)?;
+                save(txn, &job)?;
             }
         }
         put(txn, STUDY_STATE, &tags.study_uid, &state)
@@ -95,7 +95,7 @@ fn touch_open_job(
     if !job.series.is_empty() && !job.series.iter().any(|s| s == series_uid) {
         job.series.push(series_uid.to_string());
     }
-    put(txn, JOBS, id, &job)
+    save(txn, &job)
 }
 
 /// Closes every receiving job that has been quiet for `quiet_ms`: its study is complete.
@@ -145,7 +145,7 @@ fn close_job(
     closed
         .timings
         .insert("receiving_ms".into(), job.last_instance_ms.saturating_sub(job.created_ms));
-    put(&txn, JOBS, &closed.id, &closed)?;
+    save(&txn, &closed)?;
     txn.commit()?;
 
     tracing::info!(study_uid = %closed.study_uid, job_id = %closed.id, series = closed.series.len(), "study complete");

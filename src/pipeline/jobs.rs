@@ -16,6 +16,8 @@ pub(crate) use crate::store::index::{get_in, put};
 pub(crate) const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs");
 pub(crate) const STUDY_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("study_state");
 pub(crate) const OWN_SERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("own_series");
+/// The ids of jobs not yet done or failed, so that the pipeline's polling reads only those.
+const ACTIVE: TableDefinition<&str, &[u8]> = TableDefinition::new("active_jobs");
 
 /// Where a job stands. The order is the order of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,6 +53,11 @@ impl Stage {
             Stage::Done => "done",
             Stage::Failed => "failed",
         }
+    }
+
+    /// Whether the job has nothing more to do.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Stage::Done | Stage::Failed)
     }
 
     pub const ALL: [Stage; 8] = [
@@ -169,6 +176,7 @@ impl Jobs {
         txn.open_table(JOBS)?;
         txn.open_table(STUDY_STATE)?;
         txn.open_table(OWN_SERIES)?;
+        txn.open_table(ACTIVE)?;
         txn.commit()?;
         Ok(Jobs { db })
     }
@@ -199,9 +207,28 @@ impl Jobs {
 
     /// Jobs at `stage`, priority ones first, then the oldest.
     pub fn at_stage(&self, stage: Stage) -> Result<Vec<Job>, IndexError> {
-        let mut jobs: Vec<Job> = self.all()?.into_iter().filter(|j| j.stage == stage).collect();
+        let mut jobs: Vec<Job> = if stage.is_terminal() {
+            self.all()?.into_iter().filter(|j| j.stage == stage).collect()
+        } else {
+            self.active()?.into_iter().filter(|j| j.stage == stage).collect()
+        };
         jobs.sort_by_key(|j| (!j.priority, j.updated_ms));
         Ok(jobs)
+    }
+
+    /// The jobs not yet done or failed.
+    fn active(&self) -> Result<Vec<Job>, IndexError> {
+        let txn = self.db.begin_read()?;
+        let ids = txn.open_table(ACTIVE)?;
+        let jobs = txn.open_table(JOBS)?;
+        let mut out = Vec::new();
+        for entry in ids.iter()? {
+            let (id, _) = entry?;
+            if let Some(value) = jobs.get(id.value())? {
+                out.push(decode(id.value(), value.value())?);
+            }
+        }
+        Ok(out)
     }
 
     /// Applies `change` to a job and commits it; returns the job as saved.
@@ -210,7 +237,7 @@ impl Jobs {
         let mut job: Job = get_in(&txn, JOBS, id)?.ok_or_else(|| missing(id))?;
         change(&mut job);
         job.updated_ms = now_ms();
-        put(&txn, JOBS, id, &job)?;
+        save(&txn, &job)?;
         txn.commit()?;
         Ok(job)
     }
@@ -227,6 +254,18 @@ impl Jobs {
         let found = table.get(study_uid)?;
         Ok(found.map(|v| decode(study_uid, v.value())).transpose()?.unwrap_or_default())
     }
+}
+
+/// Writes a job and keeps the table of active jobs in step, in the caller's transaction.
+pub(crate) fn save(txn: &redb::WriteTransaction, job: &Job) -> Result<(), IndexError> {
+    put(txn, JOBS, &job.id, job)?;
+    let mut active = txn.open_table(ACTIVE)?;
+    if job.stage.is_terminal() {
+        active.remove(job.id.as_str())?;
+    } else {
+        active.insert(job.id.as_str(), [].as_slice())?;
+    }
+    Ok(())
 }
 
 fn missing(id: &str) -> IndexError {

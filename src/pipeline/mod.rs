@@ -110,7 +110,7 @@ impl Pipeline {
         }
     }
 
-    /// How long until the next receiving study turns quiet, between 20 and 500 ms.
+    /// How long until the next receiving study turns quiet, between 50 and 500 ms.
     fn next_quiet_deadline(&self, quiet_ms: u64) -> Option<Duration> {
         let now = now_ms();
         let soonest = self
@@ -120,7 +120,7 @@ impl Pipeline {
             .iter()
             .map(|j| (j.last_instance_ms + quiet_ms).saturating_sub(now))
             .min()?;
-        Some(Duration::from_millis(soonest.clamp(20, 500)))
+        Some(Duration::from_millis(soonest.clamp(50, 500)))
     }
 
     fn assemble_once(&self, quiet_ms: u64) -> Result<(), PipelineError> {
@@ -357,7 +357,7 @@ impl Pipeline {
         if items.is_empty() {
             saved.note = Some("no destination is configured for this study's sender".into());
         }
-        jobs::put(&txn, jobs::JOBS, &saved.id, &saved)?;
+        jobs::save(&txn, &saved)?;
         txn.commit().map_err(IndexError::from)?;
 
         tracing::info!(objects = objects.len(), destinations = destinations.len(), "reported");

@@ -60,7 +60,7 @@ def _centred_block(c_in: int, c_out: int, downsample: bool) -> nn.Sequential:
     The downsampling is a 4x4 convolution with stride 2 and padding 1: output cell i sees inputs
     2i-1 .. 2i+2, centred on 2i+0.5, which is where bilinear upsampling (align_corners=False)
     puts that cell. A 3x3 stride-2 convolution with padding 1 is centred on 2i instead, half an
-    input pixel up and left, and over three stages the feature grid ends 3.5 input pixels off.
+    input pixel up and left, and over two stages the feature grid ends 1.5 input pixels off.
     """
     first = (nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=False) if downsample
              else nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))
@@ -71,20 +71,22 @@ def _centred_block(c_in: int, c_out: int, downsample: bool) -> nn.Sequential:
 
 
 class CompactCNN(nn.Module):
-    """Small 2D CNN for Grad-CAM that lands on the finding: 128x128 in, 16x16 features.
+    """Small 2D CNN whose Grad-CAM lands on the finding: 128x128 in, 32x32 features.
 
-    Three centred stride-2 stages and a fourth at full feature resolution, then channel
-    (squeeze-excitation) attention, which rescales whole channels and so moves nothing. There is
-    no spatial attention: its gate, a convolution over the coarse grid, spreads evidence to
+    Two centred stride-2 stages, then two more at the feature resolution, then channel
+    (squeeze-excitation) attention, which rescales whole channels and so moves nothing. The
+    32x32 grid matters: bilinear upsampling peaks on a cell centre, and on a 256-pixel source a
+    16x16 grid puts those centres 16 pixels apart, farther than a small lesion is wide. There is
+    no spatial attention: its gate, a convolution over the grid, spreads evidence to
     neighbouring cells, and the class map is read from the gated features.
     """
 
     def __init__(self, classes: int, width: int = 8, channels: int = 1):
         super().__init__()
-        widths = [width, width * 2, width * 4, width * 8]
+        widths = [width, width * 2, width * 3, width * 4]
         stages, c_in = [], channels
         for i, c_out in enumerate(widths):
-            stages.append(_centred_block(c_in, c_out, downsample=i < 3))
+            stages.append(_centred_block(c_in, c_out, downsample=i < 2))
             c_in = c_out
         self.body = nn.Sequential(*stages)
         self.attention = Squeeze(c_in)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from argus_kit import augment, nets
+from argus_kit import augment, nets, train
 from argus_kit.export import cam_from_outputs
 
 
@@ -37,3 +37,29 @@ def test_balanced_batches():
     assert len(batches) == 4
     for b in batches:
         assert sum(labels[b]) == 16
+
+
+def test_compact_2d_features_are_a_quarter_of_the_input():
+    _, features = nets.build("compact", 2).eval()(torch.zeros(1, 1, 128, 128))
+    assert tuple(features.shape[2:]) == (32, 32)
+
+
+def test_masks_follow_the_image_augmentation():
+    x = torch.zeros(16, 1, 32, 32)
+    x[:, :, 4:10, 20:28] = 1.0
+    images, masks = augment.augment(x, torch.Generator().manual_seed(0), x.clone())
+    moved = (images - images.amin(dim=(2, 3), keepdim=True)) > 0.5 * images.amax(dim=(2, 3), keepdim=True).sub(images.amin(dim=(2, 3), keepdim=True))
+    assert ((masks > 0.5) == moved).float().mean() > 0.97
+
+
+def test_localization_loss_is_lower_when_the_map_peaks_on_the_mask():
+    model = nets.build("compact", 2)
+    with torch.no_grad():
+        model.head.linear.weight.copy_(torch.tensor([[0.0] * 31 + [-1.0], [0.0] * 31 + [1.0]]))
+    masks = torch.zeros(1, 1, 128, 128)
+    masks[:, :, 8:16, 8:16] = 1.0
+    on, off = torch.zeros(1, 32, 32, 32), torch.zeros(1, 32, 32, 32)
+    on[0, 31, 2:4, 2:4], off[0, 31, 20:22, 20:22] = 5.0, 5.0
+    y = torch.tensor([1])
+    assert train.localization_loss(model, on, y, masks) < train.localization_loss(model, off, y, masks)
+    assert train.localization_loss(model, on, torch.tensor([0]), masks) == 0
