@@ -95,6 +95,9 @@ pub fn read_header(path: &Path) -> Result<(DefaultDicomObject, ImageMeta), Decod
 
 /// Reads and decodes a DICOM file; `rescale` applies the Modality LUT (manifest step 1).
 pub fn read_dicom(path: &Path, rescale: bool) -> Result<DicomImage, DecodeError> {
+    // A file may declare values far larger than itself; refuse it before memory is reserved.
+    crate::store::guard::check_file(path)
+        .map_err(|reason| DecodeError::Open { path: path.into(), reason })?;
     let obj = dicom_object::open_file(path)
         .map_err(|e| DecodeError::Open { path: path.into(), reason: e.to_string() })?;
     let meta = meta_of(&obj);

@@ -5,6 +5,7 @@
 //! commits the index. A caller may answer success once `accept` returns `Ok`.
 
 pub mod files;
+pub mod guard;
 pub mod index;
 pub mod tags;
 
@@ -232,6 +233,7 @@ fn parse_tags(incoming: &Incoming<'_>) -> Result<InstanceTags, StoreError> {
         StoreError::UnknownTransferSyntax { transfer_syntax: incoming.transfer_syntax.to_string() }
     })?;
 
+    check_declared_lengths(incoming, ts)?;
     let obj = InMemDicomObject::read_dataset_with_ts(incoming.dataset, ts).map_err(|e| {
         StoreError::Parse {
             sop_instance_uid: incoming.sop_instance_uid.to_string(),
@@ -240,6 +242,27 @@ fn parse_tags(incoming: &Incoming<'_>) -> Result<InstanceTags, StoreError> {
         }
     })?;
     Ok(InstanceTags::from_object(&obj))
+}
+
+/// Refuses a data set whose declared lengths exceed its bytes before a parser trusts them.
+fn check_declared_lengths(
+    incoming: &Incoming<'_>,
+    ts: &dicom_encoding::TransferSyntax,
+) -> Result<(), StoreError> {
+    // TODO(#2): A deflated data set is inflated without a bound; cap the inflated size by
+    // dicom.max_instance_mib.
+    if matches!(ts.codec(), dicom_encoding::transfer_syntax::Codec::Dataset(_)) {
+        return Ok(());
+    }
+    let encoding = guard::Encoding {
+        explicit_vr: ts.uid() != "1.2.840.10008.1.2",
+        big_endian: ts.endianness() == dicom_encoding::transfer_syntax::Endianness::Big,
+    };
+    guard::check_lengths(incoming.dataset, encoding).map_err(|e| StoreError::Parse {
+        sop_instance_uid: incoming.sop_instance_uid.to_string(),
+        transfer_syntax: incoming.transfer_syntax.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// The data set must carry the identifiers a store needs, and agree with the request.

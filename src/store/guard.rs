@@ -1,0 +1,189 @@
+//! A check of the value lengths a data set declares (PS3.5 7.1) against the bytes it really has,
+//! run before any parser allocates memory for them. Without it a message of a few hundred bytes
+//! that claims a 2 GiB Pixel Data value makes the parser reserve 2 GiB.
+//!
+//! The walk reads element headers only: it descends into sequences and items, skips every other
+//! value after checking that it fits, and treats the items of encapsulated Pixel Data (PS3.5
+//! A.4) as opaque fragments.
+
+/// Tag of Pixel Data, and of the item and delimitation items of PS3.5 7.5.
+const PIXEL_DATA: u32 = 0x7FE0_0010;
+const ITEM: u32 = 0xFFFE_E000;
+const SEQUENCE_DELIMITER: u32 = 0xFFFE_E0DD;
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+
+/// VRs whose explicit header has a 4-byte length (PS3.5 Table 7.1-1).
+const LONG_VRS: &[&[u8; 2]] =
+    &[b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
+
+/// A declared length that the data set cannot hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "element ({group:04X},{element:04X}) at byte {offset} declares {declared} bytes but {available} remain"
+)]
+pub struct LengthError {
+    pub group: u16,
+    pub element: u16,
+    pub offset: usize,
+    pub declared: u64,
+    pub available: usize,
+}
+
+/// How a transfer syntax encodes element headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Encoding {
+    pub explicit_vr: bool,
+    pub big_endian: bool,
+}
+
+struct Header {
+    tag: u32,
+    sequence: bool,
+    length: u32,
+    size: usize,
+}
+
+/// Checks every declared length of `dataset`. Truncated headers end the walk quietly: the
+/// parser reports those itself without over-allocating.
+pub fn check_lengths(dataset: &[u8], encoding: Encoding) -> Result<(), LengthError> {
+    let mut offset = 0;
+    let mut in_fragments = false;
+    while let Some(header) = read_header(&dataset[offset..], encoding) {
+        let value_at = offset + header.size;
+        let available = dataset.len() - value_at;
+        offset = value_at;
+
+        match header.tag {
+            SEQUENCE_DELIMITER => in_fragments = false,
+            ITEM if !in_fragments => {}
+            _ if header.length == UNDEFINED => in_fragments |= header.tag == PIXEL_DATA,
+            _ if header.sequence => {}
+            _ => {
+                if header.length as usize > available {
+                    return Err(LengthError {
+                        group: (header.tag >> 16) as u16,
+                        element: header.tag as u16,
+                        offset: value_at - header.size,
+                        declared: u64::from(header.length),
+                        available,
+                    });
+                }
+                offset += header.length as usize;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_header(bytes: &[u8], encoding: Encoding) -> Option<Header> {
+    let u16_at = |i: usize| -> Option<u16> {
+        let b: [u8; 2] = bytes.get(i..i + 2)?.try_into().ok()?;
+        Some(if encoding.big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) })
+    };
+    let u32_at = |i: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(i..i + 4)?.try_into().ok()?;
+        Some(if encoding.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+    };
+    let tag = (u32::from(u16_at(0)?) << 16) | u32::from(u16_at(2)?);
+
+    // Items and delimiters, and every element of implicit VR syntaxes, have a 4-byte length.
+    if tag >> 16 == 0xFFFE || !encoding.explicit_vr {
+        let sequence = !encoding.explicit_vr && implicit_sequence(tag);
+        return Some(Header { tag, sequence, length: u32_at(4)?, size: 8 });
+    }
+    let vr: &[u8; 2] = bytes.get(4..6)?.try_into().ok()?;
+    if LONG_VRS.contains(&vr) {
+        Some(Header { tag, sequence: vr == b"SQ", length: u32_at(8)?, size: 12 })
+    } else {
+        Some(Header { tag, sequence: false, length: u32::from(u16_at(6)?), size: 8 })
+    }
+}
+
+/// Checks the data set of a PS3.10 file in the transfer syntax its meta group names. Files
+/// without a meta group, in an unknown or a deflated syntax are left to the parser.
+pub fn check_file(path: &std::path::Path) -> Result<(), String> {
+    use dicom_encoding::TransferSyntaxIndex;
+
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    if bytes.len() < 144 || &bytes[128..132] != b"DICM" {
+        return Ok(());
+    }
+    let meta =
+        dicom_object::FileMetaTable::from_reader(&bytes[128..]).map_err(|e| e.to_string())?;
+    let uid = meta.transfer_syntax().trim_end_matches(['\0', ' ']);
+    let registry = dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+    let Some(ts) = registry.get(uid) else { return Ok(()) };
+    if matches!(ts.codec(), dicom_encoding::transfer_syntax::Codec::Dataset(_)) {
+        return Ok(());
+    }
+
+    let start = 144 + meta.information_group_length as usize;
+    let encoding = Encoding {
+        explicit_vr: uid != "1.2.840.10008.1.2",
+        big_endian: ts.endianness() == dicom_encoding::transfer_syntax::Endianness::Big,
+    };
+    check_lengths(bytes.get(start..).unwrap_or_default(), encoding).map_err(|e| e.to_string())
+}
+
+/// Whether the dictionary knows `tag` as a sequence, for implicit VR data sets.
+fn implicit_sequence(tag: u32) -> bool {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    let tag = dicom_core::Tag((tag >> 16) as u16, tag as u16);
+    dicom_dictionary_std::StandardDataDictionary
+        .by_tag(tag)
+        .is_some_and(|e| e.vr().relaxed() == dicom_core::VR::SQ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPLICIT_LE: Encoding = Encoding { explicit_vr: true, big_endian: false };
+
+    fn element(tag: (u16, u16), vr: &[u8; 2], value: &[u8], declared: Option<u32>) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&tag.0.to_le_bytes());
+        out.extend_from_slice(&tag.1.to_le_bytes());
+        out.extend_from_slice(vr);
+        let length = declared.unwrap_or(value.len() as u32);
+        if LONG_VRS.contains(&vr) {
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(&length.to_le_bytes());
+        } else {
+            out.extend_from_slice(&(length as u16).to_le_bytes());
+        }
+        out.extend_from_slice(value);
+        out
+    }
+
+    #[test]
+    fn honest_lengths_pass() {
+        let mut data = element((0x0010, 0x0010), b"PN", b"DOE^JOHN", None);
+        data.extend(element((0x7FE0, 0x0010), b"OW", &[0; 16], None));
+        assert!(check_lengths(&data, EXPLICIT_LE).is_ok());
+    }
+
+    #[test]
+    fn a_claim_beyond_the_end_is_refused_before_parsing() {
+        let mut data = element((0x0010, 0x0010), b"PN", b"DOE^JOHN", None);
+        data.extend(element((0x7FE0, 0x0010), b"OW", &[0; 16], Some(0x7FF0_0000)));
+
+        let err = check_lengths(&data, EXPLICIT_LE).unwrap_err();
+
+        assert_eq!((err.group, err.element), (0x7FE0, 0x0010));
+        assert_eq!(err.available, 16);
+    }
+
+    #[test]
+    fn fragments_of_encapsulated_pixel_data_are_opaque() {
+        let mut data = element((0x7FE0, 0x0010), b"OB", &[], Some(UNDEFINED));
+        for item in [&[][..], &[0xFF, 0xD8, 0xFF, 0xFE, 0xE0, 0x00, 0xFF, 0xD9][..]] {
+            data.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+            data.extend_from_slice(&(item.len() as u32).to_le_bytes());
+            data.extend_from_slice(item);
+        }
+        data.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+
+        assert!(check_lengths(&data, EXPLICIT_LE).is_ok());
+    }
+}
