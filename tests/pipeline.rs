@@ -223,3 +223,23 @@ fn http_get(port: u16, path: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).to_string()
 }
+
+#[test]
+fn late_instances_of_an_analysed_series_are_analysed_again() {
+    require_tool("storescu");
+    let dir = tempfile::tempdir().unwrap();
+    let witness = Witness::start();
+    let node = node_for(dir.path(), &witness, &repo_models(), &[]);
+    let series = ct_series();
+
+    node.storescu("PACS", &[], &[series[0].as_path(), series[1].as_path()]);
+    assert!(
+        wait_for(Duration::from_secs(120), || received_srs(&witness).len() == 1),
+        "no SR:\n{}",
+        node.log_text()
+    );
+    node.storescu("PACS", &[], &[series[2].as_path()]);
+
+    let amended = wait_for(Duration::from_secs(120), || received_srs(&witness).len() == 2);
+    assert!(amended, "the late instance was not analysed:\n{}", node.log_text());
+}

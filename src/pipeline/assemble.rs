@@ -52,9 +52,8 @@ impl IndexHook for Assembler {
         let mut state: StudyState = get_in(txn, STUDY_STATE, &tags.study_uid)?.unwrap_or_default();
         match &state.open_job {
             Some(id) => touch_open_job(txn, id, &tags.series_uid, record)?,
-            None if state.claimed_series.contains(&tags.series_uid) => {
-                tracing::debug!(study_uid = %tags.study_uid, series_uid = %tags.series_uid, "late instance of an analysed series: stored only");
-            }
+            // A new series, or new instances of a series analysed before: either way the
+            // series is analysed again as an amendment once it is quiet.
             None => {
                 let job = open_job(&state, tags, record);
                 tracing::info!(study_uid = %tags.study_uid, job_id = %job.id, amendment = job.amendment, "study receiving");

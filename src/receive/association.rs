@@ -350,6 +350,9 @@ fn failure_status(err: &StoreError, sop_instance: &str) -> (u16, Option<String>)
         StoreError::Mismatch { .. } => status::DATASET_MISMATCH,
         StoreError::DuplicateRejected { .. } => status::DUPLICATE_SOP_INSTANCE,
         StoreError::UnknownTransferSyntax { .. } => status::CANNOT_UNDERSTAND,
+        StoreError::File(crate::store::files::FileError::BadUid { .. }) => {
+            status::CANNOT_UNDERSTAND
+        }
         _ => status::OUT_OF_RESOURCES,
     };
     (code, Some(err.to_string()))
