@@ -62,6 +62,7 @@ struct RawDicom {
     accept_any_called_ae: bool,
     max_associations: usize,
     idle_timeout_secs: u64,
+    request_timeout_secs: u64,
     max_pdu_length: u32,
     duplicate_policy: String,
     max_instance_mib: u64,
@@ -169,6 +170,7 @@ pub struct DicomSettings {
     pub accept_any_called_ae: bool,
     pub max_associations: usize,
     pub idle_timeout: Duration,
+    pub request_timeout: Duration,
     pub max_pdu_length: u32,
     pub duplicate_policy: DuplicatePolicy,
     pub max_instance_bytes: u64,
@@ -264,6 +266,9 @@ fn validate_dicom(raw: RawDicom) -> Result<DicomSettings, ConfigError> {
     if raw.idle_timeout_secs == 0 {
         return Err(invalid("dicom.idle_timeout_secs", "must be at least 1"));
     }
+    if raw.request_timeout_secs == 0 {
+        return Err(invalid("dicom.request_timeout_secs", "must be at least 1"));
+    }
 
     // PS3.8 D.1: the smallest maximum length a peer may announce is 4096 bytes, and dicom-ul
     // refuses PDUs over 16 MiB.
@@ -278,6 +283,7 @@ fn validate_dicom(raw: RawDicom) -> Result<DicomSettings, ConfigError> {
         accept_any_called_ae: raw.accept_any_called_ae,
         max_associations: raw.max_associations,
         idle_timeout: Duration::from_secs(raw.idle_timeout_secs),
+        request_timeout: Duration::from_secs(raw.request_timeout_secs),
         max_pdu_length: raw.max_pdu_length,
         duplicate_policy: duplicate_policy(&raw.duplicate_policy)?,
         max_instance_bytes: raw.max_instance_mib.saturating_mul(1024 * 1024),

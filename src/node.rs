@@ -60,8 +60,8 @@ pub async fn run(
     let http = bind(settings.http_addr).await?;
     tracing::info!(
         ae_title = %settings.dicom.ae_title,
-        dicom = %settings.dicom.addr,
-        http = %settings.http_addr,
+        dicom = %dicom.local_addr().unwrap_or(settings.dicom.addr),
+        http = %http.local_addr().unwrap_or(settings.http_addr),
         data_dir = %settings.data_dir.display(),
         "Argus ready: results are AI-generated and unverified"
     );

@@ -249,3 +249,19 @@ fn idle_associations_are_aborted_after_the_timeout() {
     );
     assert!(node.echo("ECHOSCU"));
 }
+
+#[test]
+fn silent_connections_lose_their_slot_after_the_request_timeout() {
+    require_tool("echoscu");
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        &dir.path().join("data"),
+        &[("ARGUS__DICOM__MAX_ASSOCIATIONS", "1"), ("ARGUS__DICOM__REQUEST_TIMEOUT_SECS", "1")],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let _silent = TcpStream::connect(("127.0.0.1", node.port)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    assert!(node.echo("ECHOSCU"), "a silent connection still holds the only slot");
+}

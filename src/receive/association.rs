@@ -105,8 +105,7 @@ impl Session {
             let pdu = tokio::select! {
                 pdu = self.association.receive() => pdu,
                 _ = super::stopped(&mut shutdown), if idle => {
-                    tracing::info!("node is stopping: aborting the idle association");
-                    let _ = self.association.abort().await;
+                    self.close_for_shutdown().await;
                     return;
                 }
             };
@@ -121,6 +120,23 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// At shutdown, gives the peer a moment to release (it often does right after its last
+    /// answer) before aborting.
+    async fn close_for_shutdown(&mut self) {
+        let grace = std::time::Duration::from_secs(1);
+        if let Ok(Ok(Pdu::ReleaseRQ)) =
+            tokio::time::timeout(grace, self.association.receive()).await
+        {
+            let _ = self.association.send(&Pdu::ReleaseRP).await;
+            tracing::info!("association released at shutdown");
+            return;
+        }
+        tracing::info!("node is stopping: aborting the idle association");
+        let reason = dicom_ul::pdu::AbortRQServiceProviderReason::ReasonNotSpecified;
+        let abort = Pdu::AbortRQ { source: AbortRQSource::ServiceProvider(reason) };
+        let _ = self.association.send(&abort).await;
     }
 
     /// Handles one PDU; `Ok(false)` ends the association.

@@ -127,6 +127,7 @@ pub async fn serve(
         while tasks.try_join_next().is_some() {}
     }
 
+    while tasks.try_join_next().is_some() {}
     tracing::info!(open = tasks.len(), "DICOM listener stopped accepting; draining associations");
     while tasks.join_next().await.is_some() {}
     Ok(())
@@ -146,11 +147,18 @@ async fn handle(
         called_ae = tracing::field::Empty
     );
     let task = async {
-        let association = match listener.options.establish_async(socket).await {
-            Ok(association) => association,
-            Err(err) => {
+        let request = listener.options.establish_async(socket);
+        let association = match tokio::time::timeout(listener.settings.request_timeout, request)
+            .await
+        {
+            Ok(Ok(association)) => association,
+            Ok(Err(err)) => {
                 listener.metrics.associations_rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %err, "association not established");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("no association request within dicom.request_timeout_secs; closed");
                 return;
             }
         };
