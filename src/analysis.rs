@@ -43,6 +43,11 @@ pub enum AnalysisError {
     #[error("no loaded model serves modality `{modality}` (SOP Class {sop_class}); use --model")]
     NoModel { modality: String, sop_class: String },
 
+    #[error(
+        "the input names no Modality (NIfTI files and pictures do not); choose a model with --model"
+    )]
+    NoModality,
+
     #[error("no model with id `{id}` is loaded")]
     UnknownModel { id: String },
 
@@ -215,6 +220,9 @@ pub fn model_for<'r>(
 ) -> Result<&'r LoadedModel, AnalysisError> {
     if let Some(id) = id {
         return registry.get(id).ok_or_else(|| AnalysisError::UnknownModel { id: id.into() });
+    }
+    if modality.trim().is_empty() {
+        return Err(AnalysisError::NoModality);
     }
     choose_model(registry, modality, sop_class).ok_or_else(|| AnalysisError::NoModel {
         modality: modality.into(),

@@ -69,10 +69,33 @@ impl Metrics {
         );
 
         let map = self.labelled.lock().unwrap_or_else(|p| p.into_inner());
+        let mut described = std::collections::BTreeSet::new();
         for ((name, labels), value) in map.iter() {
+            let family = family_of(name);
+            if described.insert(family) {
+                let (kind, help) = describe(family);
+                let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
+            }
             let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
         out
+    }
+}
+
+/// The metric family a series belongs to: a summary's `_sum` and `_count` share one.
+fn family_of(name: &str) -> &str {
+    name.strip_suffix("_sum").or_else(|| name.strip_suffix("_count")).unwrap_or(name)
+}
+
+/// The type and help text of the labelled families.
+fn describe(family: &str) -> (&'static str, &'static str) {
+    match family {
+        "argus_jobs" => ("gauge", "Jobs by state."),
+        "argus_sends_total" => ("counter", "Outbox delivery attempts by destination and outcome."),
+        "argus_inference_seconds" => {
+            ("summary", "Inference time per study, by model and provider.")
+        }
+        _ => ("untyped", "Argus metric."),
     }
 }
 
