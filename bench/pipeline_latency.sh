@@ -27,19 +27,12 @@ ip link set lo up
 work="$(mktemp -d /tmp/argus-bench.XXXXXX)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 export TCP_NODELAY=1
-wait_port() { for _ in $(seq 600); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+source bench/lib.sh
 
 target/release/examples/make_instances ../shared/testdata/dicom/ct/WG04_CT1_UNC.dcm \
     "$work/in" $((studies * 5)) "$studies"
 
-mkdir -p "$work/orthanc"
-cat >"$work/orthanc.json" <<JSON
-{ "Name": "BENCH", "StorageDirectory": "$work/orthanc", "IndexDirectory": "$work/orthanc",
-  "HttpPort": 8042, "DicomPort": 4242, "DicomAet": "ORTHANC", "DicomCheckCalledAet": false,
-  "RemoteAccessAllowed": true, "AuthenticationEnabled": false }
-JSON
-Orthanc "$work/orthanc.json" 2>"$work/orthanc.log" &
-wait_port 8042
+start_orthanc "$work/orthanc" >/dev/null
 
 cat >"$work/argus.toml" <<TOML
 [[peers]]

@@ -30,7 +30,7 @@ target/release/examples/make_instances ../shared/testdata/dicom/ct/WG04_CT1_UNC.
     "$work/in" 1000 10
 count=$(ls "$work/in" | wc -l)
 
-wait_port() { for _ in $(seq 200); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+source bench/lib.sh
 
 send() { # port called-ae -> seconds
     local start end
@@ -62,15 +62,8 @@ run_storescp() {
 }
 
 run_orthanc() {
-    rm -rf "$work/orthanc"; mkdir -p "$work/orthanc"
-    cat >"$work/orthanc.json" <<JSON
-{ "Name": "BENCH", "StorageDirectory": "$work/orthanc", "IndexDirectory": "$work/orthanc",
-  "HttpPort": 8042, "DicomPort": 4242, "DicomAet": "ORTHANC", "DicomCheckCalledAet": false,
-  "RemoteAccessAllowed": true, "AuthenticationEnabled": false }
-JSON
-    Orthanc "$work/orthanc.json" 2>"$work/orthanc.log" &
-    local pid=$!
-    wait_port 4242
+    local pid
+    pid=$(start_orthanc "$work/orthanc")
     send 4242 ORTHANC
     kill $pid; wait $pid 2>/dev/null || true
 }
