@@ -71,8 +71,9 @@ SPECS = {
             "Flags mammograms with a mass or a cluster of calcifications.",
             ("MG",), {"voi": "file"}, ("normal", "mass", "calcification"),
             train_cases=360, val_cases=60, heldout_cases=150,
-            # Three-way softmax spreads a finding over two labels; 0.4 was chosen on the val split.
-            thresholds={"positive": 0.4, "priority": 0.9},
+            # Three-way softmax keeps finding probabilities low (held near 1/3 by the early best
+            # epoch); 0.32 separated the val split (0.4 did before the localization loss).
+            thresholds={"positive": 0.32, "priority": 0.9},
         ),
         ModelSpec(
             "cr-chest-nodule", "Chest radiograph nodule classifier (phantom-trained)",
