@@ -55,6 +55,7 @@ pub async fn run(
     let store = Arc::new(store.with_hook(Arc::new(Assembler)));
     let jobs = Jobs::open(store.database().clone())?;
     send::create_table(store.database())?;
+    store.recover()?;
 
     let dicom = bind(settings.dicom.addr).await?;
     let http = bind(settings.http_addr).await?;
@@ -88,18 +89,36 @@ pub async fn run(
         changed: pipeline.outbox_changed.clone(),
     };
     let wake = pipeline.wake.clone();
+    let store_for_checkpoints = store.clone();
+    let store_for_close = store.clone();
     let listener = Listener::new(settings.dicom.clone(), store, metrics.clone())
         .on_stored(Arc::new(move |_| wake.notify_waiters()));
 
     let admin = admin::router(AdminState { jobs, metrics, ready: ready.clone() });
     let http_task = tokio::spawn(serve_http(http, admin, shutdown.clone()));
     let pipeline_task = tokio::spawn(pipeline.run(shutdown.clone()));
+    let checkpoint_task = tokio::spawn(checkpoints(store_for_checkpoints, shutdown.clone()));
     let sender_task = tokio::spawn(sender.run(shutdown.clone()));
     ready.store(true, Ordering::Relaxed);
 
     let served = receive::serve(dicom, Arc::new(listener), shutdown).await;
-    let _ = tokio::join!(http_task, pipeline_task, sender_task);
+    let _ = tokio::join!(http_task, pipeline_task, sender_task, checkpoint_task);
+    store_for_close.close()?;
     served.map_err(NodeError::Listener)
+}
+
+/// Flushes the index a few times a second, so that little is left to re-index after a crash.
+async fn checkpoints(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let store = store.clone();
+        if let Ok(Err(err)) = tokio::task::spawn_blocking(move || store.checkpoint()).await {
+            tracing::error!(error = %err, "index checkpoint failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            _ = receive::stopped(&mut shutdown) => return,
+        }
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {

@@ -80,6 +80,7 @@ fn sigkill_during_a_series_loses_nothing_acknowledged() {
     node.kill();
 
     let store = Store::open(&data, DuplicatePolicy::KeepFirst).unwrap();
+    assert_eq!(store.recover().unwrap(), 0, "the restarted node left files unindexed");
     for file in &acknowledged {
         let sop = dicom_object::open_file(file).unwrap();
         let sop = sop.element(tags::SOP_INSTANCE_UID).unwrap().to_str().unwrap().to_string();
@@ -94,4 +95,36 @@ fn sigkill_during_a_series_loses_nothing_acknowledged() {
         assert_eq!(digest, record.sha256, "{} is not what was acknowledged", record.path.display());
     }
     assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_lost_index_is_rebuilt_from_the_durable_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = make_series(dir.path(), 5);
+    let data = dir.path().join("data");
+    {
+        let store = Store::open(&data, DuplicatePolicy::KeepFirst).unwrap();
+        store.recover().unwrap();
+        for file in &files {
+            let bytes = std::fs::read(file).unwrap();
+            let obj = dicom_object::open_file(file).unwrap();
+            let sop = obj.element(tags::SOP_INSTANCE_UID).unwrap().to_str().unwrap().to_string();
+            let class = obj.element(tags::SOP_CLASS_UID).unwrap().to_str().unwrap().to_string();
+            let incoming = argus::store::Incoming {
+                dataset: common::dataset_bytes(&bytes).unwrap(),
+                transfer_syntax: "1.2.840.10008.1.2.1",
+                sop_class_uid: class.trim_end_matches('\0'),
+                sop_instance_uid: sop.trim_end_matches('\0'),
+                calling_ae: "MODALITY",
+                called_ae: "ARGUS",
+            };
+            store.accept(&incoming).unwrap();
+        }
+        // The node stops without closing the store, as a crash would.
+    }
+    std::fs::remove_file(data.join("argus.redb")).unwrap();
+
+    let store = Store::open(&data, DuplicatePolicy::KeepFirst).unwrap();
+    assert_eq!(store.recover().unwrap(), 5);
+    assert_eq!(store.index().instance_count().unwrap(), 5);
 }

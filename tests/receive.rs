@@ -188,6 +188,7 @@ fn duplicate_with_other_content_keeps_the_first_and_warns() {
     drop(node);
 
     let store = Store::open(&dir.path().join("data"), DuplicatePolicy::KeepFirst).unwrap();
+    store.recover().unwrap();
     let sop = meta_sop_instance(&first).unwrap();
     let kept = store.index().instance(&sop).unwrap().unwrap();
     let kept = dicom_object::open_file(&kept.path).unwrap();

@@ -7,9 +7,11 @@
 pub mod files;
 pub mod guard;
 pub mod index;
+mod recover;
 pub mod tags;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dicom_encoding::TransferSyntaxIndex;
@@ -101,6 +103,8 @@ pub struct Store {
     // Serialises the check-then-write of instances whose UIDs hash alike, so that two
     // associations sending one instance at once cannot both write it.
     stripes: Vec<Mutex<()>>,
+    // Whether an index commit since the last checkpoint is not yet flushed to disk.
+    unflushed: AtomicBool,
 }
 
 impl Store {
@@ -121,7 +125,41 @@ impl Store {
             policy,
             hook: None,
             stripes: (0..64).map(|_| Mutex::new(())).collect(),
+            unflushed: AtomicBool::new(false),
         })
+    }
+
+    /// After a crash, indexes again the stored files whose index entries were not yet flushed,
+    /// then marks the store as in use until [`Store::close`]. Call it once hooks are set.
+    pub fn recover(&self) -> Result<usize, StoreError> {
+        let marker =
+            self.files.root().parent().unwrap_or(Path::new(".")).join(recover::RUNNING_MARKER);
+        let recovered = if marker.exists() { recover::reindex_missing(self)? } else { 0 };
+        if recovered > 0 {
+            tracing::warn!(
+                recovered,
+                "indexed again the instances an abrupt stop had left out of the index"
+            );
+        }
+        self.files.write_file(&marker, b"").map_err(StoreError::File)?;
+        Ok(recovered)
+    }
+
+    /// Flushes the index commits made since the last checkpoint.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.unflushed.swap(false, Ordering::AcqRel) {
+            recover::flush(&self.db)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the index and records a clean stop.
+    pub fn close(&self) -> Result<(), StoreError> {
+        recover::flush(&self.db)?;
+        let marker =
+            self.files.root().parent().unwrap_or(Path::new(".")).join(recover::RUNNING_MARKER);
+        let _ = std::fs::remove_file(marker);
+        Ok(())
     }
 
     /// Adds state that is written atomically with each newly indexed instance.
@@ -211,8 +249,31 @@ impl Store {
         })
     }
 
+    /// Indexes an instance whose file is already durable. The commit is not flushed: a
+    /// checkpoint does that shortly, and after a crash [`Store::recover`] indexes the file again.
     fn commit(&self, tags: &InstanceTags, record: &InstanceRecord) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(IndexError::from)?;
+        self.commit_with(tags, record, redb::Durability::None)?;
+        self.unflushed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Indexes an instance and flushes the index at once.
+    fn commit_durable(
+        &self,
+        tags: &InstanceTags,
+        record: &InstanceRecord,
+    ) -> Result<(), StoreError> {
+        self.commit_with(tags, record, redb::Durability::Immediate)
+    }
+
+    fn commit_with(
+        &self,
+        tags: &InstanceTags,
+        record: &InstanceRecord,
+        durability: redb::Durability,
+    ) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(IndexError::from)?;
+        let _ = txn.set_durability(durability);
         index::record_instance(&txn, tags, record)?;
         if let Some(hook) = self.hook.as_ref().filter(|_| tags.is_identified()) {
             hook.instance_indexed(&txn, tags, record)?;
