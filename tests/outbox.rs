@@ -112,3 +112,29 @@ fn failure_status_is_retried_then_recorded() {
     assert_eq!(item.attempts, settings().max_attempts);
     assert!(item.last_error.unwrap().contains("0xA700"));
 }
+
+#[test]
+fn destination_taking_only_implicit_vr_gets_the_data_set_re_encoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut storescp = std::process::Command::new("storescp")
+        .args(["+xi", "-aet", "IMPLICIT", "-od"])
+        .arg(dir.path())
+        .arg(port.to_string())
+        .spawn()
+        .expect("storescp starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "storescp did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let item = deliver(vec![peer("IMPLICIT", port)], "IMPLICIT");
+    let _ = storescp.kill();
+    let _ = storescp.wait();
+
+    assert_eq!(item.state, Delivery::Sent, "{:?}", item.last_error);
+    let received = std::fs::read_dir(dir.path()).unwrap().next().expect("a file arrived");
+    let stored = dicom_object::open_file(received.unwrap().path()).unwrap();
+    assert_eq!(stored.meta().transfer_syntax().trim_end_matches('\0'), "1.2.840.10008.1.2");
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dicom_encoding::TransferSyntaxIndex;
-use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_ul::ClientAssociationOptions;
 use dicom_ul::association::{AsyncClientAssociation, Error as UlError};
@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 
 use crate::config::Peer;
 use crate::dimse::{self, Command};
+use crate::store::files::split_part10;
 
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
@@ -62,7 +63,6 @@ struct Outgoing {
     sop_class: String,
     sop_instance: String,
     transfer_syntax: String,
-    object: InMemDicomObject,
     raw_dataset: Vec<u8>,
 }
 
@@ -91,19 +91,15 @@ pub async fn store_file(
 
 fn read_outgoing(path: &Path) -> Result<Outgoing, SendError> {
     let read_err = |reason: String| SendError::Read { path: path.display().to_string(), reason };
-    let file = OpenFileOptions::new().open_file(path).map_err(|e| read_err(e.to_string()))?;
     let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
-    let meta = file.meta();
+    let (meta, dataset) = split_part10(&bytes).map_err(read_err)?;
     let trim = |s: &str| s.trim_end_matches(['\0', ' ']).to_string();
 
-    // The data set follows the preamble, "DICM" and the meta group (PS3.10 7.1).
-    let meta_len = u32::from_le_bytes(bytes[140..144].try_into().expect("4 bytes")) as usize;
     Ok(Outgoing {
         sop_class: trim(meta.media_storage_sop_class_uid()),
         sop_instance: trim(meta.media_storage_sop_instance_uid()),
         transfer_syntax: trim(meta.transfer_syntax()),
-        raw_dataset: bytes[144 + meta_len..].to_vec(),
-        object: file.into_inner(),
+        raw_dataset: dataset.to_vec(),
     })
 }
 
@@ -204,12 +200,25 @@ fn choose_payload(
 
     let pc = accepted.first().ok_or_else(no_context)?;
     let ts = TransferSyntaxRegistry.get(&trimmed(&pc.transfer_syntax)).ok_or_else(no_context)?;
+    Ok((pc.id, transcode(outgoing, ts, name)?))
+}
+
+/// The data set re-encoded in `ts`, parsed only now since most peers take the file's own syntax.
+fn transcode(
+    outgoing: &Outgoing,
+    ts: &dicom_encoding::TransferSyntax,
+    name: &str,
+) -> Result<Vec<u8>, SendError> {
+    let protocol = |reason: String| SendError::Protocol { peer: name.to_string(), reason };
+    let source = TransferSyntaxRegistry.get(&outgoing.transfer_syntax).ok_or_else(|| {
+        protocol(format!("transfer syntax {} is not known", outgoing.transfer_syntax))
+    })?;
+    let object = InMemDicomObject::read_dataset_with_ts(outgoing.raw_dataset.as_slice(), source)
+        .map_err(|e| protocol(e.to_string()))?;
+
     let mut bytes = Vec::new();
-    outgoing
-        .object
-        .write_dataset_with_ts(&mut bytes, ts)
-        .map_err(|e| SendError::Protocol { peer: name.to_string(), reason: e.to_string() })?;
-    Ok((pc.id, bytes))
+    object.write_dataset_with_ts(&mut bytes, ts).map_err(|e| protocol(e.to_string()))?;
+    Ok(bytes)
 }
 
 async fn read_status(

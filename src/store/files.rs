@@ -9,6 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use dicom_object::FileMetaTable;
 use dicom_object::meta::FileMetaTableBuilder;
 
 /// Argus's Implementation Class UID (PS3.7 D.3.3.2), written into every file meta group.
@@ -145,6 +146,18 @@ fn file_meta(header: &InstanceHeader<'_>) -> Result<dicom_object::FileMetaTable,
             sop_instance_uid: header.sop_instance_uid.to_string(),
             source: Box::new(source),
         })
+}
+
+/// Splits PS3.10 file bytes into the meta group and the data set that follows it: 128 bytes
+/// of preamble, `DICM`, the 12-byte (0002,0000) element, then the rest of group 2.
+pub fn split_part10(bytes: &[u8]) -> Result<(FileMetaTable, &[u8]), String> {
+    if bytes.get(128..132) != Some(&b"DICM"[..]) {
+        return Err("no PS3.10 preamble and DICM prefix".into());
+    }
+    let meta = FileMetaTable::from_reader(&bytes[128..]).map_err(|e| e.to_string())?;
+    let start = 144 + meta.information_group_length as usize;
+    let dataset = bytes.get(start..).ok_or("the file ends inside its meta group")?;
+    Ok((meta, dataset))
 }
 
 /// Creates `path`, lets `fill` write it, and syncs its content to disk.

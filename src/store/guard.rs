@@ -36,6 +36,21 @@ pub struct Encoding {
     pub big_endian: bool,
 }
 
+impl Encoding {
+    /// The header encoding of `ts`, or `None` for a deflated syntax, whose bytes are no
+    /// element headers until inflated.
+    pub fn of(ts: &dicom_encoding::TransferSyntax) -> Option<Encoding> {
+        use dicom_encoding::transfer_syntax::{Codec, Endianness};
+        if matches!(ts.codec(), Codec::Dataset(_)) {
+            return None;
+        }
+        Some(Encoding {
+            explicit_vr: ts.uid() != "1.2.840.10008.1.2",
+            big_endian: ts.endianness() == Endianness::Big,
+        })
+    }
+}
+
 struct Header {
     tag: u32,
     sequence: bool,
@@ -105,24 +120,14 @@ pub fn check_file(path: &std::path::Path) -> Result<(), String> {
     use dicom_encoding::TransferSyntaxIndex;
 
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    if bytes.len() < 144 || &bytes[128..132] != b"DICM" {
+    if bytes.get(128..132) != Some(&b"DICM"[..]) {
         return Ok(());
     }
-    let meta =
-        dicom_object::FileMetaTable::from_reader(&bytes[128..]).map_err(|e| e.to_string())?;
+    let (meta, dataset) = super::files::split_part10(&bytes)?;
     let uid = meta.transfer_syntax().trim_end_matches(['\0', ' ']);
     let registry = dicom_transfer_syntax_registry::TransferSyntaxRegistry;
-    let Some(ts) = registry.get(uid) else { return Ok(()) };
-    if matches!(ts.codec(), dicom_encoding::transfer_syntax::Codec::Dataset(_)) {
-        return Ok(());
-    }
-
-    let start = 144 + meta.information_group_length as usize;
-    let encoding = Encoding {
-        explicit_vr: uid != "1.2.840.10008.1.2",
-        big_endian: ts.endianness() == dicom_encoding::transfer_syntax::Endianness::Big,
-    };
-    check_lengths(bytes.get(start..).unwrap_or_default(), encoding).map_err(|e| e.to_string())
+    let Some(encoding) = registry.get(uid).and_then(Encoding::of) else { return Ok(()) };
+    check_lengths(dataset, encoding).map_err(|e| e.to_string())
 }
 
 /// Whether the dictionary knows `tag` as a sequence, for implicit VR data sets.

@@ -132,8 +132,7 @@ impl Store {
     /// After a crash, indexes again the stored files whose index entries were not yet flushed,
     /// then marks the store as in use until [`Store::close`]. Call it once hooks are set.
     pub fn recover(&self) -> Result<usize, StoreError> {
-        let marker =
-            self.files.root().parent().unwrap_or(Path::new(".")).join(recover::RUNNING_MARKER);
+        let marker = self.running_marker();
         let recovered = if marker.exists() { recover::reindex_missing(self)? } else { 0 };
         if recovered > 0 {
             tracing::warn!(
@@ -156,10 +155,15 @@ impl Store {
     /// Flushes the index and records a clean stop.
     pub fn close(&self) -> Result<(), StoreError> {
         recover::flush(&self.db)?;
-        let marker =
-            self.files.root().parent().unwrap_or(Path::new(".")).join(recover::RUNNING_MARKER);
+        let marker = self.running_marker();
         let _ = std::fs::remove_file(marker);
         Ok(())
+    }
+
+    /// The file whose presence at start-up means the last stop was not clean.
+    fn running_marker(&self) -> PathBuf {
+        let data_dir = self.files.root().parent().unwrap_or(Path::new("."));
+        data_dir.join(recover::RUNNING_MARKER)
     }
 
     /// Adds state that is written atomically with each newly indexed instance.
@@ -312,13 +316,7 @@ fn check_declared_lengths(
 ) -> Result<(), StoreError> {
     // TODO(#2): A deflated data set is inflated without a bound; cap the inflated size by
     // dicom.max_instance_mib.
-    if matches!(ts.codec(), dicom_encoding::transfer_syntax::Codec::Dataset(_)) {
-        return Ok(());
-    }
-    let encoding = guard::Encoding {
-        explicit_vr: ts.uid() != "1.2.840.10008.1.2",
-        big_endian: ts.endianness() == dicom_encoding::transfer_syntax::Endianness::Big,
-    };
+    let Some(encoding) = guard::Encoding::of(ts) else { return Ok(()) };
     guard::check_lengths(incoming.dataset, encoding).map_err(|e| StoreError::Parse {
         sop_instance_uid: incoming.sop_instance_uid.to_string(),
         transfer_syntax: incoming.transfer_syntax.to_string(),

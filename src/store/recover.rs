@@ -38,9 +38,8 @@ pub(super) fn reindex_missing(store: &Store) -> Result<usize, StoreError> {
 fn reindex(store: &Store, path: &Path) -> Result<(), StoreError> {
     let read_err = |e: std::io::Error| StoreError::Open { path: path.to_path_buf(), source: e };
     let bytes = std::fs::read(path).map_err(read_err)?;
-    let meta = dicom_object::FileMetaTable::from_reader(&bytes[128..])
-        .map_err(|e| read_err(std::io::Error::other(e)))?;
-    let dataset = &bytes[144 + meta.information_group_length as usize..];
+    let (meta, dataset) =
+        super::files::split_part10(&bytes).map_err(|e| read_err(std::io::Error::other(e)))?;
     let trim = |s: &str| s.trim_end_matches(['\0', ' ']).to_string();
     let (ts, class, sop) = (
         trim(meta.transfer_syntax()),
