@@ -236,21 +236,7 @@ impl Store {
             called_ae: incoming.called_ae,
         };
         let path = self.files.write_instance(&header, incoming.dataset)?;
-
-        Ok(InstanceRecord {
-            sop_instance_uid: tags.sop_instance_uid.clone(),
-            sop_class_uid: tags.sop_class_uid.clone(),
-            series_uid: tags.series_uid.clone(),
-            study_uid: tags.study_uid.clone(),
-            transfer_syntax: incoming.transfer_syntax.to_string(),
-            path,
-            sha256,
-            size: incoming.dataset.len() as u64,
-            calling_ae: incoming.calling_ae.to_string(),
-            called_ae: incoming.called_ae.to_string(),
-            received_at_ms: index::now_ms(),
-            instance_number: tags.instance_number.clone(),
-        })
+        Ok(record_of(incoming, tags, path, sha256, index::now_ms()))
     }
 
     /// Indexes an instance whose file is already durable. The commit is not flushed: a
@@ -289,6 +275,30 @@ impl Store {
     fn stripe(&self, uid: &str) -> &Mutex<()> {
         let hash = uid.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
         &self.stripes[hash % self.stripes.len()]
+    }
+}
+
+/// The index record of an instance stored at `path`.
+fn record_of(
+    incoming: &Incoming<'_>,
+    tags: &InstanceTags,
+    path: PathBuf,
+    sha256: String,
+    received_at_ms: u64,
+) -> InstanceRecord {
+    InstanceRecord {
+        sop_instance_uid: tags.sop_instance_uid.clone(),
+        sop_class_uid: tags.sop_class_uid.clone(),
+        series_uid: tags.series_uid.clone(),
+        study_uid: tags.study_uid.clone(),
+        transfer_syntax: incoming.transfer_syntax.to_string(),
+        path,
+        sha256,
+        size: incoming.dataset.len() as u64,
+        calling_ae: incoming.calling_ae.to_string(),
+        called_ae: incoming.called_ae.to_string(),
+        received_at_ms,
+        instance_number: tags.instance_number.clone(),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::UNIX_EPOCH;
 
 use sha2::{Digest, Sha256};
 
-use super::index::{IndexError, InstanceRecord, now_ms};
+use super::index::{IndexError, now_ms};
 use super::{Incoming, Store, StoreError};
 
 /// Present while a node runs; removed by a clean stop.
@@ -58,20 +58,9 @@ fn reindex(store: &Store, path: &Path) -> Result<(), StoreError> {
     };
 
     let tags = super::parse_tags(&incoming)?;
-    let record = InstanceRecord {
-        sop_instance_uid: tags.sop_instance_uid.clone(),
-        sop_class_uid: tags.sop_class_uid.clone(),
-        series_uid: tags.series_uid.clone(),
-        study_uid: tags.study_uid.clone(),
-        transfer_syntax: ts.clone(),
-        path: path.to_path_buf(),
-        sha256: hex::encode(Sha256::digest(dataset)),
-        size: dataset.len() as u64,
-        calling_ae: calling.clone(),
-        called_ae: called.clone(),
-        received_at_ms: modified_ms(path).unwrap_or_else(now_ms),
-        instance_number: tags.instance_number.clone(),
-    };
+    let sha256 = hex::encode(Sha256::digest(dataset));
+    let received_at_ms = modified_ms(path).unwrap_or_else(now_ms);
+    let record = super::record_of(&incoming, &tags, path.to_path_buf(), sha256, received_at_ms);
     store.commit_durable(&tags, &record)
 }
 
