@@ -197,9 +197,12 @@ fn patient_record(tags: &InstanceTags) -> PatientRecord {
     }
 }
 
-/// Patients are keyed by Patient ID with the name, since IDs are only unique per issuer.
+/// Patients are keyed by Patient ID with the name, since IDs are only unique per issuer. The
+/// key is a digest of the two, so that it can appear in an error message without naming anyone.
 fn patient_key(tags: &InstanceTags) -> String {
-    format!("{}^{}", tags.patient_id, tags.patient_name)
+    use sha2::{Digest, Sha256};
+    let identity = format!("{}^{}", tags.patient_id, tags.patient_name);
+    hex::encode(Sha256::digest(identity.as_bytes()))
 }
 
 /// Read access to the index.
