@@ -74,6 +74,37 @@ fn every_corpus_file_is_stored_byte_for_byte_in_its_own_transfer_syntax() {
     }
 }
 
+/// The store parses a data set only up to its top-level Pixel Data; on every corpus file that
+/// must give the same indexed attributes as a parse of the whole data set.
+#[test]
+fn indexed_attributes_precede_the_top_level_pixel_data() {
+    use dicom_encoding::TransferSyntaxIndex;
+    use dicom_object::InMemDicomObject;
+
+    let registry = dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+    let mut located = 0;
+    for path in sendable_corpus() {
+        let bytes = std::fs::read(&path).unwrap();
+        let dataset = dataset_bytes(&bytes).unwrap();
+        let ts = registry.get(&meta_transfer_syntax(&path).unwrap()).unwrap();
+        let Some(encoding) = argus::store::guard::Encoding::of(ts) else { continue };
+        let layout = argus::store::guard::check_lengths(dataset, encoding).unwrap();
+        let Some(end) = layout.pixel_data_at else { continue };
+
+        let whole = InMemDicomObject::read_dataset_with_ts(dataset, ts).unwrap();
+        let header = InMemDicomObject::read_dataset_with_ts(&dataset[..end], ts)
+            .unwrap_or_else(|e| panic!("{}: header cut at byte {end}: {e}", path.display()));
+        assert_eq!(
+            argus::store::tags::InstanceTags::from_object(&header),
+            argus::store::tags::InstanceTags::from_object(&whole),
+            "{}",
+            path.display()
+        );
+        located += 1;
+    }
+    assert!(located > 50, "only {located} corpus files have top-level Pixel Data");
+}
+
 #[test]
 fn unknown_calling_ae_title_is_rejected() {
     require_tool("echoscu");

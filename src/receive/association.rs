@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::Listener;
 use crate::dimse::{self, Command, command_field, status};
-use crate::store::{Incoming, Outcome, StoreError};
+use crate::store::{Incoming, Outcome, StoreError, Written};
 
 /// Why an association ended before a release.
 #[derive(Debug, thiserror::Error)]
@@ -224,12 +224,10 @@ impl Session {
         let sop_class = command.affected_sop_class_uid()?;
         let sop_instance = command.affected_sop_instance_uid()?;
 
-        let (code, comment) = if message.oversized {
+        let (code, comment, written) = if message.oversized {
             tracing::warn!(sop_instance_uid = %sop_instance, "instance refused: larger than dicom.max_instance_mib");
-            (
-                status::OUT_OF_RESOURCES,
-                Some("instance exceeds the configured size limit".to_string()),
-            )
+            let comment = "instance exceeds the configured size limit".to_string();
+            (status::OUT_OF_RESOURCES, Some(comment), None)
         } else {
             self.store(message.data, &context, &sop_class, &sop_instance).await
         };
@@ -248,25 +246,31 @@ impl Session {
             code,
             comment.as_deref(),
         );
-        self.send_command(message.context_id, response).await
+        self.send_command(message.context_id, response).await?;
+
+        if let Some(written) = written {
+            self.index(written).await;
+        }
+        Ok(())
     }
 
-    /// Hands a complete data set to the store on a blocking thread and maps the result to a
-    /// C-STORE status with an error comment.
+    /// Makes a complete data set durable on a blocking thread and maps the result to a C-STORE
+    /// status with an error comment. The instance is indexed after the answer, by
+    /// [`Session::index`].
     async fn store(
         &self,
         dataset: Vec<u8>,
         context: &PresentationContextNegotiated,
         sop_class: &str,
         sop_instance: &str,
-    ) -> (u16, Option<String>) {
+    ) -> (u16, Option<String>, Option<Written>) {
         let store = self.listener.store.clone();
         let (ts, calling, called) =
             (context.transfer_syntax.clone(), self.calling_ae.clone(), self.called_ae.clone());
         let (class, instance) = (sop_class.to_string(), sop_instance.to_string());
 
         let result = tokio::task::spawn_blocking(move || {
-            store.accept(&Incoming {
+            store.write(&Incoming {
                 dataset: &dataset,
                 transfer_syntax: ts.trim_end_matches('\0'),
                 sop_class_uid: &class,
@@ -278,16 +282,36 @@ impl Session {
         .await;
 
         match result {
-            Ok(Ok((outcome, tags))) => {
-                if tags.is_identified() {
-                    self.listener.notify(&tags);
-                }
-                outcome_status(outcome, sop_instance, &tags.study_uid)
+            Ok(Ok(written)) => {
+                let (code, comment) =
+                    outcome_status(&written.outcome, sop_instance, &written.tags.study_uid);
+                (code, comment, Some(written))
             }
-            Ok(Err(err)) => failure_status(&err, sop_instance),
+            Ok(Err(err)) => {
+                let (code, comment) = failure_status(&err, sop_instance);
+                (code, comment, None)
+            }
             Err(join) => {
                 tracing::error!(sop_instance_uid = %sop_instance, error = %join, "store task failed");
-                (status::PROCESSING_FAILURE, Some("internal error while storing".into()))
+                (status::PROCESSING_FAILURE, Some("internal error while storing".into()), None)
+            }
+        }
+    }
+
+    /// Indexes an answered instance and tells the listener about it. A failure is logged: the
+    /// file is durable, and the store indexes it again at the next start.
+    async fn index(&self, written: Written) {
+        let store = self.listener.store.clone();
+        let sop_instance = written.tags.sop_instance_uid.clone();
+
+        match tokio::task::spawn_blocking(move || store.index_written(written)).await {
+            Ok(Ok((_, tags))) if tags.is_identified() => self.listener.notify(&tags),
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                tracing::error!(sop_instance_uid = %sop_instance, error = %err, "stored instance not indexed; the next start indexes it")
+            }
+            Err(join) => {
+                tracing::error!(sop_instance_uid = %sop_instance, error = %join, "index task failed")
             }
         }
     }
@@ -330,7 +354,7 @@ fn message_complete(message: &Message, last: &PDataValue) -> bool {
     last.value_type == PDataValueType::Data && last.is_last
 }
 
-fn outcome_status(outcome: Outcome, sop_instance: &str, study_uid: &str) -> (u16, Option<String>) {
+fn outcome_status(outcome: &Outcome, sop_instance: &str, study_uid: &str) -> (u16, Option<String>) {
     match outcome {
         Outcome::Stored | Outcome::ConflictReplaced => {
             tracing::debug!(sop_instance_uid = %sop_instance, study_uid, ?outcome, "instance stored");

@@ -5,9 +5,11 @@
 //! synced, so that a crash leaves either the whole file or only a temporary one, which start-up
 //! removes. Nothing is acknowledged before [`FileStore::write_instance`] returns.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use dicom_object::FileMetaTable;
 use dicom_object::meta::FileMetaTableBuilder;
@@ -20,6 +22,9 @@ pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("ARGUS_", env!("CARGO_PKG_
 
 /// The folder for instances without a Study or Series Instance UID.
 const UNIDENTIFIED: &str = "unidentified";
+
+/// How many series folders [`FileStore`] remembers before it starts afresh.
+const KNOWN_DIRS_MAX: usize = 4096;
 
 /// Why an instance could not be made durable.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,9 @@ pub struct InstanceHeader<'a> {
 pub struct FileStore {
     root: PathBuf,
     tmp: PathBuf,
+    // Folders known to exist with a durable entry in their parent, so that a series' later
+    // instances skip the checks.
+    known_dirs: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl FileStore {
@@ -62,7 +70,7 @@ impl FileStore {
         fs::create_dir_all(&root)?;
         fs::create_dir_all(&tmp)?;
 
-        let store = FileStore { root, tmp };
+        let store = FileStore { root, tmp, known_dirs: Arc::default() };
         store.remove_partial_files()?;
         Ok(store)
     }
@@ -102,7 +110,7 @@ impl FileStore {
             meta.write(&mut *out).map_err(io::Error::other)?;
             out.write_all(dataset)
         })
-        .and_then(|()| publish(&partial, &target));
+        .and_then(|()| self.publish(&partial, &target));
 
         written.map(|()| target.clone()).map_err(|source| {
             let _ = fs::remove_file(&partial);
@@ -114,11 +122,36 @@ impl FileStore {
     pub fn write_file(&self, target: &Path, bytes: &[u8]) -> Result<(), FileError> {
         let partial = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4()));
         write_synced(&partial, |out| out.write_all(bytes))
-            .and_then(|()| publish(&partial, target))
+            .and_then(|()| self.publish(&partial, target))
             .map_err(|source| {
                 let _ = fs::remove_file(&partial);
                 FileError::Write { path: target.to_path_buf(), source }
             })
+    }
+
+    /// Moves a synced temporary file into place and syncs the directories that gained an
+    /// entry.
+    ///
+    /// The temporary folder is not synced: should its old entry reappear after a crash,
+    /// start-up removes it, and the file under its final name is intact either way.
+    fn publish(&self, partial: &Path, target: &Path) -> io::Result<()> {
+        let dir = target.parent().expect("instance paths have a parent");
+        let known = self.known_dirs.lock().unwrap_or_else(|p| p.into_inner()).contains(dir);
+        let created = if known { Vec::new() } else { create_missing_dirs(dir)? };
+
+        fs::rename(partial, target)?;
+        sync_dir(dir)?;
+        for made in created {
+            if let Some(parent) = made.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let mut known = self.known_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= KNOWN_DIRS_MAX {
+            known.clear();
+        }
+        known.insert(dir.to_path_buf());
+        Ok(())
     }
 
     fn remove_partial_files(&self) -> io::Result<()> {
@@ -171,24 +204,6 @@ fn write_synced(
     out.flush()?;
     drop(out);
     file.sync_data()
-}
-
-/// Moves a synced temporary file into place and syncs the directories that gained an entry.
-///
-/// The temporary folder is not synced: should its old entry reappear after a crash, start-up
-/// removes it, and the file under its final name is intact either way.
-fn publish(partial: &Path, target: &Path) -> io::Result<()> {
-    let dir = target.parent().expect("instance paths have a parent");
-    let created = create_missing_dirs(dir)?;
-
-    fs::rename(partial, target)?;
-    sync_dir(dir)?;
-    for made in created {
-        if let Some(parent) = made.parent() {
-            sync_dir(parent)?;
-        }
-    }
-    Ok(())
 }
 
 /// Creates `dir` and its missing parents, returning those it created.

@@ -4,11 +4,14 @@
 //!
 //! The walk reads element headers only: it descends into sequences and items, skips every other
 //! value after checking that it fits, and treats the items of encapsulated Pixel Data (PS3.5
-//! A.4) as opaque fragments.
+//! A.4) as opaque fragments. It keeps track of the sequences and items it is in (PS3.5 7.5), so
+//! that it can tell where the top-level Pixel Data begins: the indexed attributes all precede it,
+//! and a store needs to parse no further.
 
 /// Tag of Pixel Data, and of the item and delimitation items of PS3.5 7.5.
 const PIXEL_DATA: u32 = 0x7FE0_0010;
 const ITEM: u32 = 0xFFFE_E000;
+const ITEM_DELIMITER: u32 = 0xFFFE_E00D;
 const SEQUENCE_DELIMITER: u32 = 0xFFFE_E0DD;
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 
@@ -58,36 +61,92 @@ struct Header {
     size: usize,
 }
 
-/// Checks every declared length of `dataset`. Truncated headers end the walk quietly: the
-/// parser reports those itself without over-allocating.
-pub fn check_lengths(dataset: &[u8], encoding: Encoding) -> Result<(), LengthError> {
+/// Where a data set's top-level elements lie, as learnt by [`check_lengths`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Byte offset of the top-level Pixel Data element's header, if the data set has one.
+    pub pixel_data_at: Option<usize>,
+}
+
+/// Where an open sequence or item ends: at a byte offset, or at its delimitation item.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    At(usize),
+    Delimited,
+}
+
+/// Checks every declared length of `dataset` and finds its top-level Pixel Data. Truncated
+/// headers end the walk quietly: the parser reports those itself without over-allocating.
+pub fn check_lengths(dataset: &[u8], encoding: Encoding) -> Result<Layout, LengthError> {
+    let mut layout = Layout::default();
+    let mut open: Vec<End> = Vec::new();
     let mut offset = 0;
     let mut in_fragments = false;
-    while let Some(header) = read_header(&dataset[offset..], encoding) {
+    loop {
+        close_ended(&mut open, offset);
+        let Some(header) = read_header(&dataset[offset..], encoding) else { break };
         let value_at = offset + header.size;
         let available = dataset.len() - value_at;
+        if header.tag == PIXEL_DATA && open.is_empty() && layout.pixel_data_at.is_none() {
+            layout.pixel_data_at = Some(offset);
+        }
         offset = value_at;
 
         match header.tag {
-            SEQUENCE_DELIMITER => in_fragments = false,
-            ITEM if !in_fragments => {}
-            _ if header.length == UNDEFINED => in_fragments |= header.tag == PIXEL_DATA,
-            _ if header.sequence => {}
-            _ => {
-                if header.length as usize > available {
-                    return Err(LengthError {
-                        group: (header.tag >> 16) as u16,
-                        element: header.tag as u16,
-                        offset: value_at - header.size,
-                        declared: u64::from(header.length),
-                        available,
-                    });
-                }
-                offset += header.length as usize;
+            SEQUENCE_DELIMITER if in_fragments => in_fragments = false,
+            SEQUENCE_DELIMITER | ITEM_DELIMITER => close_delimited(&mut open),
+            ITEM if in_fragments => offset = skip(&header, value_at, available)?,
+            ITEM => open.push(end_of(&header, value_at)),
+            _ if header.length == UNDEFINED && header.tag == PIXEL_DATA => in_fragments = true,
+            _ if header.length == UNDEFINED || header.sequence => {
+                open.push(end_of(&header, value_at))
             }
+            _ => offset = skip(&header, value_at, available)?,
         }
     }
-    Ok(())
+    Ok(layout)
+}
+
+/// The offset past a value, once it is known to fit in the `available` bytes.
+fn skip(header: &Header, value_at: usize, available: usize) -> Result<usize, LengthError> {
+    if header.length as usize > available {
+        return Err(LengthError {
+            group: (header.tag >> 16) as u16,
+            element: header.tag as u16,
+            offset: value_at - header.size,
+            declared: u64::from(header.length),
+            available,
+        });
+    }
+    Ok(value_at + header.length as usize)
+}
+
+fn end_of(header: &Header, value_at: usize) -> End {
+    if header.length == UNDEFINED {
+        End::Delimited
+    } else {
+        End::At(value_at.saturating_add(header.length as usize))
+    }
+}
+
+/// Leaves the sequences and items of defined length that end at or before `offset`.
+fn close_ended(open: &mut Vec<End>, offset: usize) {
+    while let Some(End::At(end)) = open.last() {
+        if offset < *end {
+            break;
+        }
+        open.pop();
+    }
+}
+
+/// Leaves the innermost sequence or item of undefined length, and whatever defined-length
+/// ones a malformed data set left open inside it.
+fn close_delimited(open: &mut Vec<End>) {
+    while let Some(end) = open.pop() {
+        if matches!(end, End::Delimited) {
+            break;
+        }
+    }
 }
 
 fn read_header(bytes: &[u8], encoding: Encoding) -> Option<Header> {
@@ -127,7 +186,7 @@ pub fn check_file(path: &std::path::Path) -> Result<(), String> {
     let uid = meta.transfer_syntax().trim_end_matches(['\0', ' ']);
     let registry = dicom_transfer_syntax_registry::TransferSyntaxRegistry;
     let Some(encoding) = registry.get(uid).and_then(Encoding::of) else { return Ok(()) };
-    check_lengths(dataset, encoding).map_err(|e| e.to_string())
+    check_lengths(dataset, encoding).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Whether the dictionary knows `tag` as a sequence, for implicit VR data sets.
@@ -190,5 +249,38 @@ mod tests {
         data.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
 
         assert!(check_lengths(&data, EXPLICIT_LE).is_ok());
+    }
+
+    #[test]
+    fn only_top_level_pixel_data_is_located() {
+        let icon = element((0x7FE0, 0x0010), b"OW", &[0; 4], None);
+        let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+        item.extend_from_slice(&(icon.len() as u32).to_le_bytes());
+        item.extend_from_slice(&icon);
+        let mut data = element((0x0088, 0x0200), b"SQ", &item, None);
+        data.extend(element((0x0010, 0x0010), b"PN", b"DOE^JOHN", None));
+        let top = data.len();
+        data.extend(element((0x7FE0, 0x0010), b"OW", &[0; 16], None));
+
+        let layout = check_lengths(&data, EXPLICIT_LE).unwrap();
+
+        assert_eq!(layout.pixel_data_at, Some(top));
+    }
+
+    #[test]
+    fn pixel_data_after_a_delimited_sequence_is_top_level() {
+        let mut data = element((0x0088, 0x0200), b"SQ", &[], Some(UNDEFINED));
+        data.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        data.extend(element((0x7FE0, 0x0010), b"OW", &[0; 4], None));
+        data.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        data.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let top = data.len();
+        data.extend(element((0x7FE0, 0x0010), b"OB", &[], Some(UNDEFINED)));
+        data.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+        data.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+
+        let layout = check_lengths(&data, EXPLICIT_LE).unwrap();
+
+        assert_eq!(layout.pixel_data_at, Some(top));
     }
 }

@@ -62,7 +62,6 @@ pub struct InstanceRecord {
     pub study_uid: String,
     pub transfer_syntax: String,
     pub path: PathBuf,
-    pub sha256: String,
     pub size: u64,
     pub calling_ae: String,
     pub called_ae: String,

@@ -1,8 +1,9 @@
 //! The durable store of received instances: Part 10 files (PS3.10) plus their index in redb.
 //!
-//! [`Store::accept`] is the one way in. It parses the data set in the transfer syntax it came
-//! in, writes the bytes unchanged behind a new file meta group, syncs them, and only then
-//! commits the index. A caller may answer success once `accept` returns `Ok`.
+//! [`Store::write`] is the way in. It parses the data set in the transfer syntax it came in,
+//! writes the bytes unchanged behind a new file meta group and syncs them; a caller may answer
+//! success once it returns `Ok`. [`Store::index_written`] then commits the index entry, so that
+//! a sender's next instance overlaps with the commit. [`Store::accept`] does both in turn.
 
 pub mod files;
 pub mod guard;
@@ -10,6 +11,7 @@ pub mod index;
 mod recover;
 pub mod tags;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,6 @@ use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use redb::{Database, WriteTransaction};
-use sha2::{Digest, Sha256};
 
 use crate::config::DuplicatePolicy;
 use files::{FileError, FileStore, InstanceHeader};
@@ -105,6 +106,20 @@ pub struct Store {
     stripes: Vec<Mutex<()>>,
     // Whether an index commit since the last checkpoint is not yet flushed to disk.
     unflushed: AtomicBool,
+    // Instances whose files are durable but whose index entries are not yet committed.
+    pending: Mutex<HashMap<String, InstanceRecord>>,
+    // Whether an index commit failed after its file was made durable; the next start must
+    // then index again, as after a crash.
+    index_incomplete: AtomicBool,
+}
+
+/// An instance made durable by [`Store::write`], waiting for [`Store::index_written`].
+#[derive(Debug)]
+#[must_use = "an instance is indexed by Store::index_written"]
+pub struct Written {
+    pub outcome: Outcome,
+    pub tags: InstanceTags,
+    record: Option<InstanceRecord>,
 }
 
 impl Store {
@@ -126,6 +141,8 @@ impl Store {
             hook: None,
             stripes: (0..64).map(|_| Mutex::new(())).collect(),
             unflushed: AtomicBool::new(false),
+            pending: Mutex::new(HashMap::new()),
+            index_incomplete: AtomicBool::new(false),
         })
     }
 
@@ -152,9 +169,14 @@ impl Store {
         Ok(())
     }
 
-    /// Flushes the index and records a clean stop.
+    /// Flushes the index and records a clean stop, unless an index commit failed: the marker
+    /// then stays, so that the next start indexes the stored files again.
     pub fn close(&self) -> Result<(), StoreError> {
         recover::flush(&self.db)?;
+        if self.index_incomplete.load(Ordering::Acquire) {
+            tracing::error!("some stored instances are not indexed; the next start indexes them");
+            return Ok(());
+        }
         let marker = self.running_marker();
         let _ = std::fs::remove_file(marker);
         Ok(())
@@ -185,29 +207,65 @@ impl Store {
         &self.files
     }
 
-    /// Makes one instance durable. Blocking: call it from a blocking thread.
+    /// Makes one instance durable and indexes it. Blocking: call it from a blocking thread.
     pub fn accept(&self, incoming: &Incoming<'_>) -> Result<(Outcome, InstanceTags), StoreError> {
+        let written = self.write(incoming)?;
+        self.index_written(written)
+    }
+
+    /// Makes one instance durable without indexing it yet: a C-STORE may be answered as soon as
+    /// this returns `Ok`, and [`Store::index_written`] then indexes it while the peer prepares
+    /// its next message. Until then the instance counts as stored for duplicates. Blocking.
+    pub fn write(&self, incoming: &Incoming<'_>) -> Result<Written, StoreError> {
         let tags = parse_tags(incoming)?;
         check_identifiers(incoming, &tags)?;
-        let sha256 = hex::encode(Sha256::digest(incoming.dataset));
 
         let _guard = self.stripe(&tags.sop_instance_uid).lock().unwrap_or_else(|p| p.into_inner());
-        let existing = self.index.instance(&tags.sop_instance_uid)?;
-        let outcome = match existing {
+        let outcome = match self.stored_record(&tags.sop_instance_uid)? {
             None => Outcome::Stored,
-            Some(stored) if stored.sha256 == sha256 => return Ok((Outcome::Duplicate, tags)),
+            Some(stored) if same_content(&stored, incoming.dataset) => Outcome::Duplicate,
             Some(_) => self.conflict_outcome(&tags)?,
         };
-        if outcome == Outcome::ConflictKeptFirst {
-            return Ok((outcome, tags));
+        if matches!(outcome, Outcome::Duplicate | Outcome::ConflictKeptFirst) {
+            return Ok(Written { outcome, tags, record: None });
         }
 
-        let record = self.write(incoming, &tags, sha256)?;
-        self.commit(&tags, &record)?;
-        match outcome {
-            Outcome::Stored if !tags.is_identified() => Ok((Outcome::StoredUnidentified, tags)),
-            _ => Ok((outcome, tags)),
+        let record = self.write_file(incoming, &tags)?;
+        self.pending_records().insert(tags.sop_instance_uid.clone(), record.clone());
+        let outcome = match outcome {
+            Outcome::Stored if !tags.is_identified() => Outcome::StoredUnidentified,
+            other => other,
+        };
+        Ok(Written { outcome, tags, record: Some(record) })
+    }
+
+    /// Indexes an instance that [`Store::write`] made durable. Should this fail, the file stays
+    /// and the next start indexes it again. Blocking.
+    pub fn index_written(&self, written: Written) -> Result<(Outcome, InstanceTags), StoreError> {
+        let Written { outcome, tags, record } = written;
+        let Some(record) = record else { return Ok((outcome, tags)) };
+
+        if let Err(err) = self.commit(&tags, &record) {
+            self.index_incomplete.store(true, Ordering::Release);
+            return Err(err);
         }
+        let mut pending = self.pending_records();
+        if pending.get(&tags.sop_instance_uid) == Some(&record) {
+            pending.remove(&tags.sop_instance_uid);
+        }
+        Ok((outcome, tags))
+    }
+
+    /// The record of an instance already stored, indexed or not yet.
+    fn stored_record(&self, sop_instance_uid: &str) -> Result<Option<InstanceRecord>, StoreError> {
+        if let Some(record) = self.pending_records().get(sop_instance_uid) {
+            return Ok(Some(record.clone()));
+        }
+        Ok(self.index.instance(sop_instance_uid)?)
+    }
+
+    fn pending_records(&self) -> std::sync::MutexGuard<'_, HashMap<String, InstanceRecord>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn conflict_outcome(&self, tags: &InstanceTags) -> Result<Outcome, StoreError> {
@@ -220,11 +278,10 @@ impl Store {
         }
     }
 
-    fn write(
+    fn write_file(
         &self,
         incoming: &Incoming<'_>,
         tags: &InstanceTags,
-        sha256: String,
     ) -> Result<InstanceRecord, StoreError> {
         let header = InstanceHeader {
             study_uid: &tags.study_uid,
@@ -236,7 +293,7 @@ impl Store {
             called_ae: incoming.called_ae,
         };
         let path = self.files.write_instance(&header, incoming.dataset)?;
-        Ok(record_of(incoming, tags, path, sha256, index::now_ms()))
+        Ok(record_of(incoming, tags, path, index::now_ms()))
     }
 
     /// Indexes an instance whose file is already durable. The commit is not flushed: a
@@ -278,12 +335,27 @@ impl Store {
     }
 }
 
+/// Whether the stored file of `stored` holds exactly `dataset`. Only a repeated SOP Instance UID
+/// gets here, so the file is read rather than every instance hashed on arrival. A file that
+/// cannot be read counts as different content.
+fn same_content(stored: &InstanceRecord, dataset: &[u8]) -> bool {
+    if stored.size != dataset.len() as u64 {
+        return false;
+    }
+    match std::fs::read(&stored.path) {
+        Ok(bytes) => files::split_part10(&bytes).is_ok_and(|(_, kept)| kept == dataset),
+        Err(err) => {
+            tracing::warn!(path = %stored.path.display(), error = %err, "stored instance cannot be read for comparison");
+            false
+        }
+    }
+}
+
 /// The index record of an instance stored at `path`.
 fn record_of(
     incoming: &Incoming<'_>,
     tags: &InstanceTags,
     path: PathBuf,
-    sha256: String,
     received_at_ms: u64,
 ) -> InstanceRecord {
     InstanceRecord {
@@ -293,7 +365,6 @@ fn record_of(
         study_uid: tags.study_uid.clone(),
         transfer_syntax: incoming.transfer_syntax.to_string(),
         path,
-        sha256,
         size: incoming.dataset.len() as u64,
         calling_ae: incoming.calling_ae.to_string(),
         called_ae: incoming.called_ae.to_string(),
@@ -302,20 +373,23 @@ fn record_of(
     }
 }
 
-/// Parses the data set in its own transfer syntax and reads the indexed attributes.
+/// Parses the data set in its own transfer syntax, up to its top-level Pixel Data, and reads
+/// the indexed attributes. Every declared length has been checked by then, including those of
+/// the pixel data that is not parsed.
 fn parse_tags(incoming: &Incoming<'_>) -> Result<InstanceTags, StoreError> {
     let ts = TransferSyntaxRegistry.get(incoming.transfer_syntax).ok_or_else(|| {
         StoreError::UnknownTransferSyntax { transfer_syntax: incoming.transfer_syntax.to_string() }
     })?;
 
-    check_declared_lengths(incoming, ts)?;
-    let obj = InMemDicomObject::read_dataset_with_ts(incoming.dataset, ts).map_err(|e| {
-        StoreError::Parse {
+    let layout = check_declared_lengths(incoming, ts)?;
+    let header = layout.pixel_data_at.map_or(incoming.dataset, |end| &incoming.dataset[..end]);
+    let obj = InMemDicomObject::read_dataset_with_ts(header, ts)
+        .or_else(|_| InMemDicomObject::read_dataset_with_ts(incoming.dataset, ts))
+        .map_err(|e| StoreError::Parse {
             sop_instance_uid: incoming.sop_instance_uid.to_string(),
             transfer_syntax: incoming.transfer_syntax.to_string(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     Ok(InstanceTags::from_object(&obj))
 }
 
@@ -323,10 +397,10 @@ fn parse_tags(incoming: &Incoming<'_>) -> Result<InstanceTags, StoreError> {
 fn check_declared_lengths(
     incoming: &Incoming<'_>,
     ts: &dicom_encoding::TransferSyntax,
-) -> Result<(), StoreError> {
+) -> Result<guard::Layout, StoreError> {
     // TODO(#2): A deflated data set is inflated without a bound; cap the inflated size by
     // dicom.max_instance_mib.
-    let Some(encoding) = guard::Encoding::of(ts) else { return Ok(()) };
+    let Some(encoding) = guard::Encoding::of(ts) else { return Ok(guard::Layout::default()) };
     guard::check_lengths(incoming.dataset, encoding).map_err(|e| StoreError::Parse {
         sop_instance_uid: incoming.sop_instance_uid.to_string(),
         transfer_syntax: incoming.transfer_syntax.to_string(),

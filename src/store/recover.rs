@@ -7,8 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use sha2::{Digest, Sha256};
-
 use super::index::{IndexError, now_ms};
 use super::{Incoming, Store, StoreError};
 
@@ -58,9 +56,8 @@ fn reindex(store: &Store, path: &Path) -> Result<(), StoreError> {
     };
 
     let tags = super::parse_tags(&incoming)?;
-    let sha256 = hex::encode(Sha256::digest(dataset));
     let received_at_ms = modified_ms(path).unwrap_or_else(now_ms);
-    let record = super::record_of(&incoming, &tags, path.to_path_buf(), sha256, received_at_ms);
+    let record = super::record_of(&incoming, &tags, path.to_path_buf(), received_at_ms);
     store.commit_durable(&tags, &record)
 }
 
