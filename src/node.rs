@@ -51,7 +51,8 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
-    let store = Store::open(&settings.data_dir, settings.dicom.duplicate_policy)?;
+    let store = Store::open(&settings.data_dir, settings.dicom.duplicate_policy)?
+        .with_max_dataset_bytes(settings.dicom.max_instance_bytes);
     let store = Arc::new(store.with_hook(Arc::new(Assembler)));
     let jobs = Jobs::open(store.database().clone())?;
     send::create_table(store.database())?;

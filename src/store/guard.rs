@@ -40,6 +40,9 @@ pub struct Encoding {
 }
 
 impl Encoding {
+    /// Explicit VR Little Endian, also the syntax of every inflated data set.
+    pub const EXPLICIT_LE: Encoding = Encoding { explicit_vr: true, big_endian: false };
+
     /// The header encoding of `ts`, or `None` for a deflated syntax, whose bytes are no
     /// element headers until inflated.
     pub fn of(ts: &dicom_encoding::TransferSyntax) -> Option<Encoding> {

@@ -26,6 +26,10 @@ use files::{FileError, FileStore, InstanceHeader};
 use index::{Index, IndexError, InstanceRecord};
 use tags::InstanceTags;
 
+/// The largest inflated data set accepted unless [`Store::with_max_dataset_bytes`] says
+/// otherwise: the default of `dicom.max_instance_mib`.
+const DEFAULT_MAX_DATASET_BYTES: u64 = 2 << 30;
+
 /// Why an instance was not stored.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -111,6 +115,8 @@ pub struct Store {
     // Whether an index commit failed after its file was made durable; the next start must
     // then index again, as after a crash.
     index_incomplete: AtomicBool,
+    // The largest data set accepted once inflated.
+    max_dataset_bytes: u64,
 }
 
 /// An instance made durable by [`Store::write`], waiting for [`Store::index_written`].
@@ -143,6 +149,7 @@ impl Store {
             unflushed: AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
             index_incomplete: AtomicBool::new(false),
+            max_dataset_bytes: DEFAULT_MAX_DATASET_BYTES,
         })
     }
 
@@ -188,6 +195,12 @@ impl Store {
         data_dir.join(recover::RUNNING_MARKER)
     }
 
+    /// Sets the largest data set accepted once a deflated one is inflated.
+    pub fn with_max_dataset_bytes(mut self, max: u64) -> Store {
+        self.max_dataset_bytes = max;
+        self
+    }
+
     /// Adds state that is written atomically with each newly indexed instance.
     pub fn with_hook(mut self, hook: Arc<dyn IndexHook>) -> Store {
         self.hook = Some(hook);
@@ -217,7 +230,7 @@ impl Store {
     /// this returns `Ok`, and [`Store::index_written`] then indexes it while the peer prepares
     /// its next message. Until then the instance counts as stored for duplicates. Blocking.
     pub fn write(&self, incoming: &Incoming<'_>) -> Result<Written, StoreError> {
-        let tags = parse_tags(incoming)?;
+        let tags = parse_tags(incoming, self.max_dataset_bytes)?;
         check_identifiers(incoming, &tags)?;
 
         let _guard = self.stripe(&tags.sop_instance_uid).lock().unwrap_or_else(|p| p.into_inner());
@@ -375,37 +388,54 @@ fn record_of(
 
 /// Parses the data set in its own transfer syntax, up to its top-level Pixel Data, and reads
 /// the indexed attributes. Every declared length has been checked by then, including those of
-/// the pixel data that is not parsed.
-fn parse_tags(incoming: &Incoming<'_>) -> Result<InstanceTags, StoreError> {
+/// the pixel data that is not parsed. A deflated data set is inflated first, up to
+/// `max_inflated` bytes.
+fn parse_tags(incoming: &Incoming<'_>, max_inflated: u64) -> Result<InstanceTags, StoreError> {
+    let parse_err = |reason: String| StoreError::Parse {
+        sop_instance_uid: incoming.sop_instance_uid.to_string(),
+        transfer_syntax: incoming.transfer_syntax.to_string(),
+        reason,
+    };
     let ts = TransferSyntaxRegistry.get(incoming.transfer_syntax).ok_or_else(|| {
         StoreError::UnknownTransferSyntax { transfer_syntax: incoming.transfer_syntax.to_string() }
     })?;
 
-    let layout = check_declared_lengths(incoming, ts)?;
-    let header = layout.pixel_data_at.map_or(incoming.dataset, |end| &incoming.dataset[..end]);
+    let inflated;
+    let (dataset, ts, encoding) = match guard::Encoding::of(ts) {
+        Some(encoding) => (incoming.dataset, ts, encoding),
+        None => {
+            inflated = inflate(incoming.dataset, max_inflated).map_err(parse_err)?;
+            (&inflated[..], explicit_vr_little_endian(), guard::Encoding::EXPLICIT_LE)
+        }
+    };
+    let layout = guard::check_lengths(dataset, encoding).map_err(|e| parse_err(e.to_string()))?;
+
+    let header = layout.pixel_data_at.map_or(dataset, |end| &dataset[..end]);
     let obj = InMemDicomObject::read_dataset_with_ts(header, ts)
-        .or_else(|_| InMemDicomObject::read_dataset_with_ts(incoming.dataset, ts))
-        .map_err(|e| StoreError::Parse {
-            sop_instance_uid: incoming.sop_instance_uid.to_string(),
-            transfer_syntax: incoming.transfer_syntax.to_string(),
-            reason: e.to_string(),
-        })?;
+        .or_else(|_| InMemDicomObject::read_dataset_with_ts(dataset, ts))
+        .map_err(|e| parse_err(e.to_string()))?;
     Ok(InstanceTags::from_object(&obj))
 }
 
-/// Refuses a data set whose declared lengths exceed its bytes before a parser trusts them.
-fn check_declared_lengths(
-    incoming: &Incoming<'_>,
-    ts: &dicom_encoding::TransferSyntax,
-) -> Result<guard::Layout, StoreError> {
-    // TODO(#2): A deflated data set is inflated without a bound; cap the inflated size by
-    // dicom.max_instance_mib.
-    let Some(encoding) = guard::Encoding::of(ts) else { return Ok(guard::Layout::default()) };
-    guard::check_lengths(incoming.dataset, encoding).map_err(|e| StoreError::Parse {
-        sop_instance_uid: incoming.sop_instance_uid.to_string(),
-        transfer_syntax: incoming.transfer_syntax.to_string(),
-        reason: e.to_string(),
-    })
+/// Inflates a deflated data set (PS3.5 A.5), refusing one that would grow past `max` bytes
+/// before it can exhaust memory.
+fn inflate(deflated: &[u8], max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+
+    let mut inflated = Vec::new();
+    flate2::read::DeflateDecoder::new(deflated)
+        .take(max.saturating_add(1))
+        .read_to_end(&mut inflated)
+        .map_err(|e| format!("cannot inflate the data set: {e}"))?;
+    if inflated.len() as u64 > max {
+        return Err(format!("the data set inflates past the {max}-byte limit"));
+    }
+    Ok(inflated)
+}
+
+/// The syntax of a data set once inflated (PS3.5 A.5).
+fn explicit_vr_little_endian() -> &'static dicom_encoding::TransferSyntax {
+    TransferSyntaxRegistry.get("1.2.840.10008.1.2.1").expect("dicom-rs knows Explicit VR LE")
 }
 
 /// The data set must carry the identifiers a store needs, and agree with the request.
@@ -431,4 +461,78 @@ fn check_identifiers(incoming: &Incoming<'_>, tags: &InstanceTags) -> Result<(),
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+
+    /// An explicit VR little endian data set with its identifiers and `padding` bytes of OB.
+    fn dataset(padding: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut element = |tag: [u8; 4], vr: &[u8; 2], value: &[u8]| {
+            out.extend_from_slice(&tag);
+            out.extend_from_slice(vr);
+            if vr == b"OB" {
+                out.extend_from_slice(&[0, 0]);
+                out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            } else {
+                out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            }
+            out.extend_from_slice(value);
+        };
+        element([0x08, 0x00, 0x16, 0x00], b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+        element([0x08, 0x00, 0x18, 0x00], b"UI", b"1.2.3.4");
+        element([0x09, 0x00, 0x10, 0x00], b"OB", &vec![0; padding]);
+        out
+    }
+
+    fn deflate(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn incoming(dataset: &[u8]) -> Incoming<'_> {
+        Incoming {
+            dataset,
+            transfer_syntax: DEFLATED,
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.7",
+            sop_instance_uid: "1.2.3.4",
+            calling_ae: "MODALITY",
+            called_ae: "ARGUS",
+        }
+    }
+
+    #[test]
+    fn a_deflated_data_set_is_indexed_from_its_inflated_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), DuplicatePolicy::KeepFirst).unwrap();
+        let deflated = deflate(&dataset(1000));
+
+        let (outcome, tags) = store.accept(&incoming(&deflated)).unwrap();
+
+        assert_eq!(outcome, Outcome::StoredUnidentified);
+        assert_eq!(tags.sop_instance_uid, "1.2.3.4");
+    }
+
+    #[test]
+    fn a_deflated_data_set_that_inflates_past_the_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), DuplicatePolicy::KeepFirst)
+            .unwrap()
+            .with_max_dataset_bytes(64 * 1024);
+        let bomb = deflate(&dataset(1 << 20));
+        assert!(bomb.len() < 4096, "a megabyte of zeros deflates to a few bytes");
+
+        let err = store.accept(&incoming(&bomb)).unwrap_err();
+
+        assert!(err.to_string().contains("inflates past the 65536-byte limit"), "{err}");
+        assert_eq!(store.index().instance_count().unwrap(), 0);
+    }
 }

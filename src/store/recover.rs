@@ -55,7 +55,7 @@ fn reindex(store: &Store, path: &Path) -> Result<(), StoreError> {
         called_ae: &called,
     };
 
-    let tags = super::parse_tags(&incoming)?;
+    let tags = super::parse_tags(&incoming, store.max_dataset_bytes)?;
     let received_at_ms = modified_ms(path).unwrap_or_else(now_ms);
     let record = super::record_of(&incoming, &tags, path.to_path_buf(), received_at_ms);
     store.commit_durable(&tags, &record)
