@@ -4,6 +4,11 @@
 //! Representation, Planar Configuration), the Modality LUT (step 1 of models/MANIFEST.md) and
 //! colour to grey with BT.601 luma.
 //!
+//! Grey images in a native little-endian syntax (PS3.5 8.1.1, A.1 and A.2) take a shorter
+//! path: the file is read once, its header parsed up to the Pixel Data, and the pixel bytes
+//! converted in place to float32, with neither a parsed copy of the Pixel Data nor a float64
+//! frame in between. Every other image goes through dicom-pixeldata.
+//!
 //! Every error names the file and its transfer syntax.
 
 use std::path::{Path, PathBuf};
@@ -17,6 +22,7 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use ndarray::Array2;
 
 use super::voi::{ModalityLut, ModalityTransform};
+use crate::store::guard::CheckedFile;
 use crate::store::tags::text_of;
 
 /// JPEG Extended (Process 2 and 4), the transfer syntax of 12-bit lossy JPEG.
@@ -95,20 +101,37 @@ pub fn read_header(path: &Path) -> Result<(DefaultDicomObject, ImageMeta), Decod
 
 /// Reads and decodes a DICOM file; `rescale` applies the Modality LUT (manifest step 1).
 pub fn read_dicom(path: &Path, rescale: bool) -> Result<DicomImage, DecodeError> {
+    let open_error = |reason: String| DecodeError::Open { path: path.into(), reason };
+    let bytes = std::fs::read(path).map_err(|e| open_error(e.to_string()))?;
     // A file may declare values far larger than itself; refuse it before memory is reserved.
-    crate::store::guard::check_file(path)
-        .map_err(|reason| DecodeError::Open { path: path.into(), reason })?;
-    let obj = dicom_object::open_file(path)
-        .map_err(|e| DecodeError::Open { path: path.into(), reason: e.to_string() })?;
-    let meta = meta_of(&obj);
-    if obj.element_opt(tags::PIXEL_DATA).ok().flatten().is_none() {
+    let checked = crate::store::guard::check_part10(&bytes).map_err(open_error)?;
+
+    // Uncompressed grey images, the common case, skip the copies of the general path.
+    if let Some(pixels) = checked.as_ref().and_then(native_pixels)
+        && let Some(image) = read_native(&bytes, pixels, path, rescale)?
+    {
+        return Ok(image);
+    }
+    let obj =
+        OpenFileOptions::new().from_reader(&bytes[..]).map_err(|e| open_error(e.to_string()))?;
+    decode_object(&obj, path, rescale)
+}
+
+/// The general path: any transfer syntax dicom-pixeldata or Argus's fallbacks decode.
+fn decode_object(
+    obj: &DefaultDicomObject,
+    path: &Path,
+    rescale: bool,
+) -> Result<DicomImage, DecodeError> {
+    let meta = meta_of(obj);
+    if obj.get(tags::PIXEL_DATA).is_none() {
         return Err(DecodeError::NoPixels { path: path.into(), sop_class: meta.sop_class_uid });
     }
 
-    let stored = stored_frames(&obj, path, &meta)?;
+    let stored = stored_frames(obj, path, &meta)?;
     let monochrome1 = stored.photometric == "MONOCHROME1";
     let transforms = if rescale && stored.channels == 1 {
-        modality_transforms(&obj, &stored)
+        modality_transforms(obj, &stored.rescale)
     } else {
         Vec::new()
     };
@@ -119,7 +142,66 @@ pub fn read_dicom(path: &Path, rescale: bool) -> Result<DicomImage, DecodeError>
         .map(|(i, f)| to_f32(f, transforms.get(i).or(transforms.first())))
         .collect();
 
-    Ok(DicomImage { path: path.into(), window: first_window(&obj), monochrome1, frames, meta })
+    Ok(DicomImage { path: path.into(), window: first_window(obj), monochrome1, frames, meta })
+}
+
+/// The fast path, for a grey image without functional groups whose Pixel Data is native and
+/// little endian: the header is parsed up to the Pixel Data, and the frames are converted
+/// from the file's bytes straight to float32 with the Modality LUT. `None` sends the file
+/// down the general path, which also reports whatever is wrong with it.
+fn read_native(
+    bytes: &[u8],
+    pixels: &[u8],
+    path: &Path,
+    rescale: bool,
+) -> Result<Option<DicomImage>, DecodeError> {
+    let obj = OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .from_reader(bytes)
+        .map_err(|e| DecodeError::Open { path: path.into(), reason: e.to_string() })?;
+    let Some((layout, count)) = native_layout(&obj, pixels.len()) else { return Ok(None) };
+
+    let transforms = if rescale { modality_transforms(&obj, &[]) } else { Vec::new() };
+    let frame_bytes = layout.rows * layout.columns * (layout.bits_allocated as usize / 8);
+    let frames = pixels
+        .chunks_exact(frame_bytes)
+        .take(count)
+        .map(|frame| layout.grey_f32(frame, transforms.first()))
+        .collect();
+    let monochrome1 = text_of(&obj, tags::PHOTOMETRIC_INTERPRETATION) == "MONOCHROME1";
+    let (window, meta) = (first_window(&obj), meta_of(&obj));
+    Ok(Some(DicomImage { path: path.into(), meta, frames, monochrome1, window }))
+}
+
+/// The top-level Pixel Data value of a PS3.10 file in a native little-endian syntax.
+fn native_pixels<'a>(checked: &CheckedFile<'a>) -> Option<&'a [u8]> {
+    if checked.encoding.big_endian {
+        return None;
+    }
+    checked.native_pixel_data()
+}
+
+/// The layout of a native grey image and its frame count, when the fast path applies: one
+/// sample, 8, 16 or 32 bits, no functional groups (whose per-frame rescale dicom-pixeldata
+/// reads), and a Pixel Data length that matches the header (an even-length pad allowed).
+fn native_layout(obj: &InMemDicomObject, length: usize) -> Option<(Layout, usize)> {
+    // TODO(#3): Read the per-frame rescale of enhanced objects and the samples of colour images here too, so that they skip the general path's two copies of the Pixel Data and its float64 frame.
+    let functional =
+        [tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE];
+    if functional.into_iter().any(|tag| sequence(obj, tag).is_some()) {
+        return None;
+    }
+    if !text_of(obj, tags::PHOTOMETRIC_INTERPRETATION).starts_with("MONOCHROME") {
+        return None;
+    }
+    let layout = layout_of(obj);
+    if layout.samples != 1 || !matches!(layout.bits_allocated, 8 | 16 | 32) {
+        return None;
+    }
+    let frame_bytes = layout.rows * layout.columns * (layout.bits_allocated as usize / 8);
+    let count = float_of(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1.0) as usize;
+    let expected = frame_bytes.checked_mul(count).filter(|&e| e > 0)?;
+    (length == expected || length == expected + 1).then_some((layout, count))
 }
 
 /// Stored values of every frame, grey, as f64, with what the Modality LUT needs.
@@ -277,6 +359,56 @@ impl Layout {
         Array2::from_shape_vec((self.rows, self.columns), values).expect("frame size checked")
     }
 
+    /// One grey frame (one sample per pixel) as float32 after the Modality LUT, computed in
+    /// float64 as [`Layout::grey`] and `to_f32` do, without the float64 frame between them.
+    pub(crate) fn grey_f32(
+        &self,
+        bytes: &[u8],
+        transform: Option<&ModalityTransform>,
+    ) -> Array2<f32> {
+        let values = match transform {
+            Some(ModalityTransform::Rescale { slope, intercept }) => {
+                let (slope, intercept) = (*slope, *intercept);
+                self.samples_to(bytes, |v| (v * slope + intercept) as f32)
+            }
+            Some(table) => self.samples_to(bytes, |v| table.apply(v) as f32),
+            None => self.samples_to(bytes, |v| v as f32),
+        };
+        Array2::from_shape_vec((self.rows, self.columns), values).expect("frame size checked")
+    }
+
+    /// Every stored value of `bytes` through `map`. Bits Stored and the sign are resolved
+    /// once, not per sample, so that each loop compiles to vector code.
+    fn samples_to(&self, bytes: &[u8], map: impl Fn(f64) -> f32) -> Vec<f32> {
+        let unused = 32 - self.bits_stored.clamp(1, self.bits_allocated) as u32;
+        match (self.signed, unused) {
+            (true, _) => self.raw_to(bytes, |raw| map((((raw << unused) as i32) >> unused) as f64)),
+            // Fewer than 32 bits always fit an i32, whose conversion to f64 vectorises.
+            (false, 1..) => {
+                self.raw_to(bytes, |raw| map(((raw << unused) >> unused) as i32 as f64))
+            }
+            (false, 0) => self.raw_to(bytes, |raw| map(raw as f64)),
+        }
+    }
+
+    /// Every raw sample of `bytes` (little endian) through `map`, one loop per sample size,
+    /// each writing into a buffer of known length so that it compiles to vector code.
+    fn raw_to(&self, bytes: &[u8], map: impl Fn(u32) -> f32) -> Vec<f32> {
+        let mut out = vec![0.0; self.rows * self.columns * self.samples];
+        match self.bits_allocated {
+            8 => out.iter_mut().zip(bytes).for_each(|(o, &b)| *o = map(b as u32)),
+            16 => out
+                .iter_mut()
+                .zip(bytes.chunks_exact(2))
+                .for_each(|(o, b)| *o = map(u16::from_le_bytes([b[0], b[1]]) as u32)),
+            _ => out
+                .iter_mut()
+                .zip(bytes.chunks_exact(4))
+                .for_each(|(o, b)| *o = map(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        }
+        out
+    }
+
     /// Sample `i` of a frame: Bits Stored keeps the low bits, signed values are sign-extended.
     fn sample(&self, bytes: &[u8], i: usize) -> f64 {
         let raw: u32 = match self.bits_allocated {
@@ -284,6 +416,13 @@ impl Layout {
             16 => u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]) as u32,
             _ => u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes")),
         };
+        self.stored_value(raw)
+    }
+
+    /// A raw sample as its stored value: Bits Stored keeps the low bits, signed values are
+    /// sign-extended (PS3.5 8.1.1).
+    #[inline]
+    fn stored_value(&self, raw: u32) -> f64 {
         let bits = self.bits_stored.clamp(1, self.bits_allocated) as u32;
         let unused = 32 - bits;
         if self.signed {
@@ -296,15 +435,14 @@ impl Layout {
 
 /// The Modality LUT of each frame: the Modality LUT Sequence when present, else Rescale
 /// Slope/Intercept (per frame for enhanced objects).
-fn modality_transforms(obj: &InMemDicomObject, stored: &Stored) -> Vec<ModalityTransform> {
+fn modality_transforms(obj: &InMemDicomObject, rescale: &[(f64, f64)]) -> Vec<ModalityTransform> {
     if let Some(lut) = modality_lut_sequence(obj) {
         return vec![ModalityTransform::Table(lut)];
     }
-    if stored.rescale.is_empty() {
+    if rescale.is_empty() {
         return vec![rescale_of(obj)];
     }
-    stored
-        .rescale
+    rescale
         .iter()
         .map(|&(slope, intercept)| ModalityTransform::Rescale { slope, intercept })
         .collect()
@@ -317,7 +455,7 @@ fn rescale_of(obj: &InMemDicomObject) -> ModalityTransform {
 }
 
 fn modality_lut_sequence(obj: &InMemDicomObject) -> Option<ModalityLut> {
-    let item = obj.element_opt(tags::MODALITY_LUT_SEQUENCE).ok()??.items()?.first()?.clone();
+    let item = obj.get(tags::MODALITY_LUT_SEQUENCE)?.items()?.first()?.clone();
     let descriptor = floats_of(&item, tags::LUT_DESCRIPTOR)?;
     let data = floats_of(&item, tags::LUT_DATA)?;
     let first_mapped = *descriptor.get(1)? as i64;
@@ -388,15 +526,16 @@ fn functional<const N: usize>(obj: &InMemDicomObject, group: Tag, tag: Tag) -> O
 }
 
 fn sequence(obj: &InMemDicomObject, tag: Tag) -> Option<&[InMemDicomObject]> {
-    obj.element_opt(tag).ok()??.items()
+    obj.get(tag)?.items()
 }
 
 fn fixed<const N: usize>(values: Option<Vec<f64>>) -> Option<[f64; N]> {
     values?.get(..N)?.try_into().ok()
 }
 
+/// `get` rather than `element_opt`, which captures a backtrace for every absent attribute.
 fn floats_of(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
-    obj.element_opt(tag).ok()??.to_multi_float64().ok().filter(|v| !v.is_empty())
+    obj.get(tag)?.to_multi_float64().ok().filter(|v| !v.is_empty())
 }
 
 fn float_of(obj: &InMemDicomObject, tag: Tag) -> Option<f64> {

@@ -21,13 +21,8 @@ const ZIGZAG: [usize; 64] = [
 pub fn decode_object(obj: &InMemDicomObject) -> Result<Vec<Array2<f64>>, String> {
     let element = obj.element(tags::PIXEL_DATA).map_err(|e| e.to_string())?;
     let fragments = element.value().fragments().ok_or("Pixel Data is not encapsulated")?;
-    let frames = obj
-        .element_opt(tags::NUMBER_OF_FRAMES)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_int::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
+    let frames =
+        obj.get(tags::NUMBER_OF_FRAMES).and_then(|e| e.to_int::<usize>().ok()).unwrap_or(1).max(1);
 
     let bytes: Vec<u8> = fragments.iter().flatten().copied().collect();
     let mut offset = 0;

@@ -69,18 +69,19 @@ impl Frame {
 
 /// Steps 2-3: the frame at its own size, mapped to [0, 1], MONOCHROME1 inverted.
 pub fn windowed(frame: &Frame, prep: &Preparation) -> Array2<f32> {
-    let (lo, hi) = voi::bounds(prep.voi, &frame.pixels, frame.window);
-    let mut y = frame.pixels.clone();
-    voi::apply_window(&mut y, lo, hi);
-    if prep.invert_monochrome1 && frame.monochrome1 {
-        voi::invert(&mut y);
-    }
-    y
+    frame.pixels.mapv(window_of(frame, prep))
 }
 
-/// Steps 2-4: (height, width) in [0, 1].
+/// Steps 2-4: (height, width) in [0, 1]. The window is applied as the resize reads each row,
+/// so the windowed frame at full size is never stored.
 pub fn prepare_frame(frame: &Frame, prep: &Preparation) -> Array2<f32> {
-    resize::resize2(windowed(frame, prep).view(), prep.height, prep.width)
+    resize::resize2_mapped(frame.pixels.view(), prep.height, prep.width, window_of(frame, prep))
+}
+
+/// Steps 2-3 for this frame, as a function of one value.
+fn window_of(frame: &Frame, prep: &Preparation) -> impl Fn(f32) -> f32 + Copy {
+    let (lo, hi) = voi::bounds(prep.voi, &frame.pixels, frame.window);
+    voi::window(lo, hi, prep.invert_monochrome1 && frame.monochrome1)
 }
 
 /// A slice model's input for one frame: (channels, height, width).

@@ -2,7 +2,7 @@
 //! plain bilinear when enlarging, sampling at pixel centres (what Pillow's BILINEAR resize and
 //! torch's `interpolate(mode="bilinear", antialias=True)` compute). Rows first, then columns.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 
 /// The taps of one output sample: first input index and normalised weights.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,32 +32,69 @@ fn taps_of(i: usize, scale: f64, support: f64, n_in: usize) -> Taps {
 
 /// Resizes a (rows, columns) image to `height` by `width`.
 pub fn resize2(image: ArrayView2<f32>, height: usize, width: usize) -> Array2<f32> {
+    resize2_mapped(image, height, width, |x| x)
+}
+
+/// Resizes `image` as [`resize2`] does, after passing every input value through `map`, which
+/// runs once per value as each row is read.
+pub fn resize2_mapped(
+    image: ArrayView2<f32>,
+    height: usize,
+    width: usize,
+    map: impl Fn(f32) -> f32,
+) -> Array2<f32> {
     let (rows, cols) = image.dim();
-    let vertical = if rows == height { image.to_owned() } else { along_rows(image, height) };
+    let vertical = if rows == height { image.mapv(map) } else { along_rows(image, height, map) };
     if cols == width {
         return vertical;
     }
-    along_rows(vertical.t(), width).reversed_axes()
+    along_columns(vertical.view(), width)
 }
 
 /// Resamples a stack (slices, rows, columns) to `depth` slices along the first axis.
 pub fn resize_depth(stack: ArrayView3<f32>, depth: usize) -> Array3<f32> {
     let (n, rows, cols) = stack.dim();
     let flat = stack.to_shape((n, rows * cols)).expect("a stack is contiguous once reshaped");
-    let out = along_rows(flat.view(), depth);
+    let out = along_rows(flat.view(), depth, |x| x);
     out.into_shape_with_order((depth, rows, cols)).expect("sizes agree")
 }
 
-/// Output row i = Σ_j w_ij · input row j.
-fn along_rows(image: ArrayView2<f32>, n_out: usize) -> Array2<f32> {
+/// Output row i = Σ_j w_ij · map(input row j). Input rows are visited once, in order, and each
+/// is added whole to the output rows that use it: the loops over columns are contiguous and
+/// vectorise, and every output row still sums its taps in their order.
+fn along_rows(image: ArrayView2<f32>, n_out: usize, map: impl Fn(f32) -> f32) -> Array2<f32> {
     let (n_in, cols) = image.dim();
-    let mut out = Array2::<f32>::zeros((n_out, cols));
-    for (taps, mut row) in taps(n_in, n_out).iter().zip(out.axis_iter_mut(Axis(0))) {
-        for (k, w) in taps.weights.iter().enumerate() {
-            row.scaled_add(*w, &image.row(taps.start + k));
+    let image = image.as_standard_layout();
+    let input = image.as_slice().expect("standard layout");
+    let mut out = vec![0.0f32; n_out * cols];
+    let mut mapped = vec![0.0f32; cols];
+    for (j, users) in users_of(&taps(n_in, n_out), n_in).iter().enumerate() {
+        let row = &input[j * cols..(j + 1) * cols];
+        mapped.iter_mut().zip(row).for_each(|(m, &x)| *m = map(x));
+        for &(i, w) in users {
+            let target = &mut out[i * cols..(i + 1) * cols];
+            target.iter_mut().zip(&mapped).for_each(|(o, &y)| *o += w * y);
         }
     }
-    out
+    Array2::from_shape_vec((n_out, cols), out).expect("sizes agree")
+}
+
+/// For each input sample, the output samples that use it and their weights, in output order.
+fn users_of(taps: &[Taps], n_in: usize) -> Vec<Vec<(usize, f32)>> {
+    let mut users = vec![Vec::new(); n_in];
+    for (i, t) in taps.iter().enumerate() {
+        for (k, &w) in t.weights.iter().enumerate() {
+            users[t.start + k].push((i, w));
+        }
+    }
+    users
+}
+
+/// Output column i = Σ_j w_ij · input column j: the rows pass on the transposed image, so
+/// that this pass vectorises as well, and sums in the same order.
+fn along_columns(image: ArrayView2<f32>, n_out: usize) -> Array2<f32> {
+    let transposed = image.t().as_standard_layout().into_owned();
+    along_rows(transposed.view(), n_out, |x| x).t().as_standard_layout().into_owned()
 }
 
 #[cfg(test)]
@@ -112,6 +149,21 @@ mod tests {
         let out = resize2(image.view(), 16, 20);
         assert_eq!(out.dim(), (16, 20));
         assert!(out.iter().all(|v| (v - 0.25).abs() < 1e-6));
+    }
+
+    #[test]
+    fn equals_the_dense_weight_matrices() {
+        // W_rows · image · W_colsᵀ in f64, as the Python reference computes it.
+        let image = Array2::from_shape_fn((37, 53), |(r, c)| ((r * 31 + c * 17) % 23) as f32);
+        let (rows, cols) = (dense(37, 16), dense(53, 20));
+        let out = resize2(image.view(), 16, 20);
+        for ((i, j), &v) in out.indexed_iter() {
+            let expected: f64 = (0..37)
+                .flat_map(|r| (0..53).map(move |c| (r, c)))
+                .map(|(r, c)| rows[i][r] as f64 * image[[r, c]] as f64 * cols[j][c] as f64)
+                .sum();
+            assert!((v as f64 - expected).abs() < 1e-4, "({i}, {j}): {v} vs {expected}");
+        }
     }
 
     #[test]

@@ -64,6 +64,17 @@ pub fn apply_window(pixels: &mut Array2<f32>, lo: f32, hi: f32) {
     pixels.mapv_inplace(|x| ((x - lo) / range).clamp(0.0, 1.0));
 }
 
+/// Steps 2 and 3 as one function of a value: the window of [`apply_window`], then the
+/// inversion of [`invert`] when `invert` is set. Both choices are written as selects on
+/// values fixed for the frame, so that loops over it can vectorise.
+pub fn window(lo: f32, hi: f32, invert: bool) -> impl Fn(f32) -> f32 + Copy {
+    let (range, empty) = (hi - lo, hi <= lo);
+    move |x| {
+        let y = if empty { 0.0 } else { ((x - lo) / range).clamp(0.0, 1.0) };
+        if invert { 1.0 - y } else { y }
+    }
+}
+
 /// Step 3: `y = 1 - y`.
 pub fn invert(pixels: &mut Array2<f32>) {
     pixels.mapv_inplace(|y| 1.0 - y);
@@ -130,6 +141,21 @@ mod tests {
         assert!((percentile(&mut v, 1.0) - 1.04).abs() < 1e-5);
         assert!((percentile(&mut v, 50.0) - 3.0).abs() < 1e-6);
         assert!((percentile(&mut v, 99.0) - 9.76).abs() < 1e-5);
+    }
+
+    #[test]
+    fn one_pass_equals_window_then_invert() {
+        let x = array![[-1350.0f32, -600.0, 150.0, 1000.0, -700.5]];
+        for (lo, hi) in [(-1350.0, 150.0), (3.0, 3.0)] {
+            for flip in [false, true] {
+                let mut steps = x.clone();
+                apply_window(&mut steps, lo, hi);
+                if flip {
+                    invert(&mut steps);
+                }
+                assert_eq!(x.mapv(window(lo, hi, flip)), steps);
+            }
+        }
     }
 
     #[test]

@@ -176,20 +176,43 @@ fn read_header(bytes: &[u8], encoding: Encoding) -> Option<Header> {
     }
 }
 
-/// Checks the data set of a PS3.10 file in the transfer syntax its meta group names. Files
-/// without a meta group, in an unknown or a deflated syntax are left to the parser.
-pub fn check_file(path: &std::path::Path) -> Result<(), String> {
+/// A PS3.10 file whose lengths passed the check: its data set, how the data set's headers are
+/// encoded, and where its top-level elements lie.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckedFile<'a> {
+    pub dataset: &'a [u8],
+    pub encoding: Encoding,
+    pub layout: Layout,
+}
+
+impl<'a> CheckedFile<'a> {
+    /// The value of the top-level Pixel Data when it has a defined length, as native pixels
+    /// have (PS3.5 8.1.1 and A.4: encapsulated ones are of undefined length).
+    pub fn native_pixel_data(&self) -> Option<&'a [u8]> {
+        let at = self.layout.pixel_data_at?;
+        let header = read_header(&self.dataset[at..], self.encoding)?;
+        if header.length == UNDEFINED {
+            return None;
+        }
+        let value_at = at + header.size;
+        self.dataset.get(value_at..value_at + header.length as usize)
+    }
+}
+
+/// Checks the data set of PS3.10 file bytes in the transfer syntax its meta group names. Files
+/// without a meta group, in an unknown or a deflated syntax are left to the parser (`None`).
+pub fn check_part10(bytes: &[u8]) -> Result<Option<CheckedFile<'_>>, String> {
     use dicom_encoding::TransferSyntaxIndex;
 
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     if bytes.get(128..132) != Some(&b"DICM"[..]) {
-        return Ok(());
+        return Ok(None);
     }
-    let (meta, dataset) = super::files::split_part10(&bytes)?;
+    let (meta, dataset) = super::files::split_part10(bytes)?;
     let uid = meta.transfer_syntax().trim_end_matches(['\0', ' ']);
     let registry = dicom_transfer_syntax_registry::TransferSyntaxRegistry;
-    let Some(encoding) = registry.get(uid).and_then(Encoding::of) else { return Ok(()) };
-    check_lengths(dataset, encoding).map(|_| ()).map_err(|e| e.to_string())
+    let Some(encoding) = registry.get(uid).and_then(Encoding::of) else { return Ok(None) };
+    let layout = check_lengths(dataset, encoding).map_err(|e| e.to_string())?;
+    Ok(Some(CheckedFile { dataset, encoding, layout }))
 }
 
 /// Whether the dictionary knows `tag` as a sequence, for implicit VR data sets.
@@ -285,5 +308,27 @@ mod tests {
         let layout = check_lengths(&data, EXPLICIT_LE).unwrap();
 
         assert_eq!(layout.pixel_data_at, Some(top));
+    }
+
+    #[test]
+    fn native_pixel_data_is_the_defined_length_value() {
+        let mut data = element((0x0010, 0x0010), b"PN", b"DOE^JOHN", None);
+        let value_at = data.len() + 12;
+        data.extend(element((0x7FE0, 0x0010), b"OW", &[1, 2, 3, 4], None));
+        let layout = check_lengths(&data, EXPLICIT_LE).unwrap();
+        let file = CheckedFile { dataset: &data, encoding: EXPLICIT_LE, layout };
+
+        assert_eq!(file.native_pixel_data(), Some(&data[value_at..value_at + 4]));
+    }
+
+    #[test]
+    fn encapsulated_pixel_data_has_no_native_value() {
+        let mut data = element((0x7FE0, 0x0010), b"OB", &[], Some(UNDEFINED));
+        data.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+        data.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let layout = check_lengths(&data, EXPLICIT_LE).unwrap();
+        let file = CheckedFile { dataset: &data, encoding: EXPLICIT_LE, layout };
+
+        assert_eq!(file.native_pixel_data(), None);
     }
 }

@@ -68,10 +68,11 @@ impl InstanceTags {
 }
 
 /// An attribute's value as trimmed text, or empty when absent or not text.
+///
+/// `get` rather than `element_opt`: dicom-object builds an error, with a captured backtrace,
+/// for every absent attribute `element_opt` is asked for.
 pub fn text_of(obj: &InMemDicomObject, tag: Tag) -> String {
-    obj.element_opt(tag)
-        .ok()
-        .flatten()
+    obj.get(tag)
         .and_then(|e| e.to_str().ok())
         .map(|s| s.trim_end_matches(['\0', ' ']).trim_start().to_string())
         .unwrap_or_default()
