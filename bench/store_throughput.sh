@@ -41,15 +41,23 @@ send() { # port called-ae -> seconds
     echo "$end - $start" | bc -l
 }
 
-run_argus() {
-    rm -rf "$work/argus"
-    ARGUS__NODE__DATA_DIR="$work/argus" ARGUS__DICOM__PORT=11112 ARGUS__HTTP__PORT=8080 \
+run_argus() { # [data dir]
+    local data="${1:-$work/argus}"
+    rm -rf "$data"
+    ARGUS__NODE__DATA_DIR="$data" ARGUS__DICOM__PORT=11112 ARGUS__HTTP__PORT=8080 \
         ARGUS__ASSEMBLY__QUIET_SECS=3600 RUST_LOG=warn \
         target/release/argus serve 2>"$work/argus.log" &
     local pid=$!
     wait_port 11112
     send 11112 ARGUS
     kill $pid; wait $pid 2>/dev/null || true
+    rm -rf "$data"
+}
+
+# Argus with its data directory in memory, where a sync returns at once: what Argus costs
+# without the durability it promises. A diagnostic, not a configuration to run.
+run_argus_tmpfs() {
+    run_argus "/dev/shm/argus-bench-$$"
 }
 
 run_storescp() {
@@ -70,17 +78,20 @@ run_orthanc() {
 
 declare -A times
 for round in $(seq "$rounds"); do
-    for who in argus storescp orthanc; do
+    for who in argus storescp orthanc argus_tmpfs; do
         t=$(run_$who)
         times[$who]+="$t "
-        printf 'round %d %-8s %6.2f s  %7.1f instances/s\n' "$round" "$who" "$t" "$(echo "$count / $t" | bc -l)" >&2
+        printf 'round %d %-11s %6.2f s  %7.1f instances/s\n' "$round" "$who" "$t" "$(echo "$count / $t" | bc -l)" >&2
     done
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 a=$(median "${times[argus]}"); s=$(median "${times[storescp]}"); o=$(median "${times[orthanc]}")
+m=$(median "${times[argus_tmpfs]}")
 printf '\n%d instances, median of %d rounds (sync: argus yes, orthanc yes, storescp no)\n' "$count" "$rounds"
 printf 'argus     %7.1f instances/s\n' "$(echo "$count / $a" | bc -l)"
 printf 'storescp  %7.1f instances/s\n' "$(echo "$count / $s" | bc -l)"
 printf 'orthanc   %7.1f instances/s\n' "$(echo "$count / $o" | bc -l)"
 printf 'argus / storescp = %.2f   argus / orthanc = %.2f\n' "$(echo "$s / $a" | bc -l)" "$(echo "$o / $a" | bc -l)"
+printf '\ndiagnostic, not a target: argus with its data directory on tmpfs (syncs return at once)\n'
+printf 'argus-tmpfs %5.1f instances/s   argus-tmpfs / storescp = %.2f\n' "$(echo "$count / $m" | bc -l)" "$(echo "$s / $m" | bc -l)"

@@ -60,6 +60,8 @@ pub(super) struct Session {
     calling_ae: String,
     called_ae: String,
     message: Option<Message>,
+    // The index commit of the last answered instance, still running.
+    indexing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Session {
@@ -73,6 +75,7 @@ impl Session {
             association,
             listener,
             message: None,
+            indexing: None,
         }
     }
 
@@ -99,25 +102,29 @@ impl Session {
     }
 
     /// Serves DIMSE messages until the association ends.
-    pub(super) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub(super) async fn run(mut self, shutdown: watch::Receiver<bool>) {
+        let ended = self.serve(shutdown).await;
+        self.finish_indexing().await;
+        if let Err(err) = ended {
+            tracing::warn!(error = %err, "aborting the association");
+            let _ = self.association.abort().await;
+        }
+    }
+
+    /// Handles PDUs until a release, an abort or node shutdown; an error means the association
+    /// must be aborted.
+    async fn serve(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), AssociationError> {
         loop {
             let idle = self.message.is_none();
             let pdu = tokio::select! {
                 pdu = self.association.receive() => pdu,
                 _ = super::stopped(&mut shutdown), if idle => {
                     self.close_for_shutdown().await;
-                    return;
+                    return Ok(());
                 }
             };
-
-            match self.on_pdu(pdu).await {
-                Ok(true) => continue,
-                Ok(false) => return,
-                Err(err) => {
-                    tracing::warn!(error = %err, "aborting the association");
-                    let _ = self.association.abort().await;
-                    return;
-                }
+            if !self.on_pdu(pdu).await? {
+                return Ok(());
             }
         }
     }
@@ -129,6 +136,7 @@ impl Session {
         if let Ok(Ok(Pdu::ReleaseRQ)) =
             tokio::time::timeout(grace, self.association.receive()).await
         {
+            self.finish_indexing().await;
             let _ = self.association.send(&Pdu::ReleaseRP).await;
             tracing::info!("association released at shutdown");
             return;
@@ -152,6 +160,7 @@ impl Session {
                 Ok(true)
             }
             Pdu::ReleaseRQ => {
+                self.finish_indexing().await;
                 self.association.send(&Pdu::ReleaseRP).await.map_err(AssociationError::Send)?;
                 tracing::info!("association released");
                 Ok(false)
@@ -229,6 +238,7 @@ impl Session {
             let comment = "instance exceeds the configured size limit".to_string();
             (status::OUT_OF_RESOURCES, Some(comment), None)
         } else {
+            self.finish_indexing().await;
             self.store(message.data, &context, &sop_class, &sop_instance).await
         };
 
@@ -249,7 +259,7 @@ impl Session {
         self.send_command(message.context_id, response).await?;
 
         if let Some(written) = written {
-            self.index(written).await;
+            self.index_in_background(written).await;
         }
         Ok(())
     }
@@ -298,21 +308,20 @@ impl Session {
         }
     }
 
-    /// Indexes an answered instance and tells the listener about it. A failure is logged: the
-    /// file is durable, and the store indexes it again at the next start.
-    async fn index(&self, written: Written) {
-        let store = self.listener.store.clone();
-        let sop_instance = written.tags.sop_instance_uid.clone();
+    /// Indexes an answered instance on a blocking thread while the peer sends its next one. At
+    /// most one index commit per association is in flight.
+    async fn index_in_background(&mut self, written: Written) {
+        self.finish_indexing().await;
+        let listener = self.listener.clone();
+        self.indexing = Some(tokio::task::spawn_blocking(move || index(&listener, written)));
+    }
 
-        match tokio::task::spawn_blocking(move || store.index_written(written)).await {
-            Ok(Ok((_, tags))) if tags.is_identified() => self.listener.notify(&tags),
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                tracing::error!(sop_instance_uid = %sop_instance, error = %err, "stored instance not indexed; the next start indexes it")
-            }
-            Err(join) => {
-                tracing::error!(sop_instance_uid = %sop_instance, error = %join, "index task failed")
-            }
+    /// Waits for the index commit in flight, if any.
+    async fn finish_indexing(&mut self) {
+        if let Some(task) = self.indexing.take()
+            && let Err(join) = task.await
+        {
+            tracing::error!(error = %join, "index task failed");
         }
     }
 
@@ -340,6 +349,19 @@ impl Session {
             }],
         };
         self.association.send(&pdu).await.map_err(AssociationError::Send)
+    }
+}
+
+/// Indexes an answered instance and tells the listener about it. A failure is logged: the file
+/// is durable, and the store indexes it again at the next start.
+fn index(listener: &Listener, written: Written) {
+    let sop_instance = written.tags.sop_instance_uid.clone();
+    match listener.store.index_written(written) {
+        Ok((_, tags)) if tags.is_identified() => listener.notify(&tags),
+        Ok(_) => {}
+        Err(err) => {
+            tracing::error!(sop_instance_uid = %sop_instance, error = %err, "stored instance not indexed; the next start indexes it")
+        }
     }
 }
 
