@@ -117,7 +117,6 @@ pub fn load_series(files: &[PathBuf], rescale: bool) -> Result<Study, AnalysisEr
 pub fn load_input(path: &Path, rescale: bool) -> Result<Study, AnalysisError> {
     let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
     if path.is_dir() {
-        // TODO(#3): Split a folder holding several series into one study input per series, so a volume model never mixes two series.
         return load_series(&series_files(path)?, rescale);
     }
     if name.ends_with(".nii") || name.ends_with(".nii.gz") {
@@ -130,8 +129,9 @@ pub fn load_input(path: &Path, rescale: bool) -> Result<Study, AnalysisError> {
     load_series(&[path.to_path_buf()], rescale)
 }
 
-/// One study for `argus analyze`: a folder, a NIfTI or picture file, or the DICOM files among
-/// the arguments that share a Series Instance UID.
+/// One study for `argus analyze`: a NIfTI or picture file, the DICOM files among the arguments
+/// and in the folders among them that share a Series Instance UID, or a path that cannot be
+/// read as either (its error comes when it is loaded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Path(PathBuf),
@@ -156,13 +156,15 @@ impl Input {
     }
 }
 
-/// Groups command-line paths into studies: DICOM files of one series become one input, in the
-/// order their series first appear; anything else, or a file whose header cannot be read
-/// (its error comes when it is loaded), stays an input of its own.
+/// Groups command-line paths into studies: DICOM files of one series, given as arguments or
+/// found in a folder, become one input, in the order their series first appear, so a folder
+/// holding several series gives one input per series; anything else, or a file whose header
+/// cannot be read (its error comes when it is loaded), stays an input of its own.
 pub fn group_inputs(paths: &[PathBuf]) -> Vec<Input> {
     let mut inputs: Vec<Input> = Vec::new();
     let mut series: Vec<(String, usize)> = Vec::new();
-    for path in paths {
+    for path in paths.iter().flat_map(|p| folder_files(p)) {
+        let path = &path;
         let Some(uid) = dicom_series_uid(path) else {
             inputs.push(Input::Path(path.clone()));
             continue;
@@ -180,6 +182,15 @@ pub fn group_inputs(paths: &[PathBuf]) -> Vec<Input> {
         }
     }
     inputs
+}
+
+/// The files a folder argument holds, or the argument itself when it is a file or a folder
+/// without readable DICOM files (whose error then comes when it is loaded).
+fn folder_files(path: &Path) -> Vec<PathBuf> {
+    match path.is_dir().then(|| series_files(path)) {
+        Some(Ok(files)) if !files.is_empty() => files,
+        _ => vec![path.to_path_buf()],
+    }
 }
 
 /// The Series Instance UID of a DICOM file argument; `None` for anything else.

@@ -34,7 +34,7 @@ enum Command {
     Serve,
     /// Run a model on files and print one JSON document per input (AI-generated, unverified).
     Analyze {
-        /// DICOM files, folders holding a series, NIfTI (.nii, .nii.gz), PNG or JPEG files.
+        /// DICOM files and folders (one study per series), NIfTI (.nii, .nii.gz), PNG or JPEG.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// The model to use; by default the one serving the input's Modality.

@@ -75,7 +75,8 @@ fn folder_nifti_and_png_inputs_are_analysed() {
     ];
     let out = argus(&args, dir.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(json_lines(&out).len(), 4);
+    // The folder holds a study of three series: one document each, then the three files.
+    assert_eq!(json_lines(&out).len(), 6);
 }
 
 #[test]
@@ -143,4 +144,27 @@ fn files_of_one_series_give_one_document() {
     let docs = json_lines(&out);
     assert_eq!(docs.len(), 2);
     assert_eq!(docs[0]["characteristics"]["images"], 5);
+}
+
+#[test]
+fn a_folder_holding_two_series_gives_one_document_per_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("mixed");
+    std::fs::create_dir(&folder).unwrap();
+    let ct = common::testdata().join("dicom/ct");
+    for (prefix, series) in [("a", "series_liver_ct_3slice"), ("b", "series_gantry_tilt_4slice")] {
+        for entry in std::fs::read_dir(ct.join(series)).unwrap() {
+            let source = entry.unwrap().path();
+            let name = format!("{prefix}_{}", source.file_name().unwrap().to_string_lossy());
+            std::os::unix::fs::symlink(&source, folder.join(name)).unwrap();
+        }
+    }
+
+    let out = argus(&["analyze", "--model", "ct-chest-nodule", path(&folder)], dir.path());
+
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let docs = json_lines(&out);
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    assert_eq!(docs[0]["characteristics"]["images"], 3);
+    assert_eq!(docs[1]["characteristics"]["images"], 4);
 }
