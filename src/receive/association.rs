@@ -266,7 +266,7 @@ impl Session {
 
     /// Makes a complete data set durable on a blocking thread and maps the result to a C-STORE
     /// status with an error comment. The instance is indexed after the answer, by
-    /// [`Session::index`].
+    /// [`Session::index_in_background`].
     async fn store(
         &self,
         dataset: Vec<u8>,
