@@ -249,10 +249,13 @@ pub fn analyze_study(model: &LoadedModel, study: &Study) -> Result<Analysis, Ana
         return Err(AnalysisError::Empty { path: PathBuf::from(&study.study_uid) });
     }
 
-    let (findings, heatmap) = match m.kind {
+    let (mut findings, heatmap) = match m.kind {
         Kind::Slice => analyze_slices(model, study)?,
         Kind::Volume => analyze_volume(model, study)?,
     };
+    if !model.raises_priority {
+        findings.iter_mut().for_each(|f| f.priority = false);
+    }
     tracing::debug!(
         model = %m.id,
         study_uid = %study.study_uid,

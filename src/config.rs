@@ -84,6 +84,7 @@ struct RawInference {
     intra_threads: usize,
     inter_threads: usize,
     batch_size: usize,
+    priority_from_unvalidated: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +186,9 @@ pub struct InferenceSettings {
     pub intra_threads: usize,
     pub inter_threads: usize,
     pub batch_size: usize,
+    /// Whether findings of models whose manifest does not say `validated = true` may still
+    /// raise priority: for testing a deployment, never for patients.
+    pub priority_from_unvalidated: bool,
 }
 
 /// Settings of the durable outbox that sends results.
@@ -319,6 +323,7 @@ fn validate_inference(raw: RawInference) -> Result<InferenceSettings, ConfigErro
         intra_threads: raw.intra_threads,
         inter_threads: raw.inter_threads,
         batch_size: raw.batch_size,
+        priority_from_unvalidated: raw.priority_from_unvalidated,
     })
 }
 

@@ -168,3 +168,43 @@ fn a_folder_holding_two_series_gives_one_document_per_series() {
     assert_eq!(docs[0]["characteristics"]["images"], 3);
     assert_eq!(docs[1]["characteristics"]["images"], 4);
 }
+
+/// A model not validated for clinical use never raises priority, however high its score,
+/// unless the deployment allows it for testing.
+#[test]
+fn unvalidated_models_raise_priority_only_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let package = models.join("ct-chest-nodule");
+    std::fs::create_dir_all(&package).unwrap();
+    let source = common::repo().join("models/ct-chest-nodule");
+    std::fs::copy(source.join("model.onnx"), package.join("model.onnx")).unwrap();
+    let manifest = std::fs::read_to_string(source.join("model.toml")).unwrap();
+    let always = manifest
+        .lines()
+        .map(|l| match l.split(" =").next() {
+            Some(key @ ("priority" | "positive")) => format!("{key} = 0.0"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(package.join("model.toml"), always).unwrap();
+    let file = common::testdata().join("dicom/ct/CT_small.dcm");
+
+    let priority = |allowed: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(["analyze", path(&file)])
+            .env("ARGUS__INFERENCE__MODELS_DIR", &models)
+            .env("ARGUS__INFERENCE__ORT_LIBRARY", common::ort_library())
+            .env("ARGUS__INFERENCE__PRIORITY_FROM_UNVALIDATED", allowed)
+            .env("ARGUS__NODE__DATA_DIR", dir.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json_lines(&out)[0]["characteristics"]["priority"].clone()
+    };
+
+    assert_eq!(priority("false"), serde_json::Value::Bool(false));
+    assert_eq!(priority("true"), serde_json::Value::Bool(true));
+}

@@ -20,6 +20,7 @@ fn settings(models_dir: &Path) -> InferenceSettings {
         intra_threads: 1,
         inter_threads: 1,
         batch_size: 2,
+        priority_from_unvalidated: false,
     }
 }
 

@@ -28,6 +28,7 @@ fn registry(models_dir: &Path, data_dir: &Path) -> Registry {
         intra_threads: 1,
         inter_threads: 1,
         batch_size: 8,
+        priority_from_unvalidated: false,
     };
     Registry::load(&settings, data_dir).unwrap()
 }

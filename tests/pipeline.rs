@@ -150,8 +150,13 @@ fn priority_finding_posts_the_webhook() {
     let models = models_with_priority_threshold(dir.path(), "ct-chest-nodule", 0.0);
     let hook = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}/argus", hook.local_addr().unwrap().port());
-    let node =
-        node_for(dir.path(), &witness, &models, &[("ARGUS__NOTIFY__WEBHOOK_URL", url.as_str())]);
+    // The reference models are not validated, so the deployment must allow them to raise
+    // priority.
+    let env = [
+        ("ARGUS__NOTIFY__WEBHOOK_URL", url.as_str()),
+        ("ARGUS__INFERENCE__PRIORITY_FROM_UNVALIDATED", "true"),
+    ];
+    let node = node_for(dir.path(), &witness, &models, &env);
     let series = ct_series();
     let files: Vec<&Path> = series.iter().map(PathBuf::as_path).collect();
 

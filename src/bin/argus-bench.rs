@@ -109,6 +109,7 @@ fn infer(
         intra_threads: threads,
         inter_threads: 1,
         batch_size: 8,
+        priority_from_unvalidated: false,
     };
     let runtime = Runtime::init(None)?;
     let session = ModelSession::open(runtime, &manifest, model, &settings, Path::new("."))?;

@@ -54,6 +54,8 @@ struct RawModel {
     intended_use: String,
     modalities: Vec<String>,
     kind: String,
+    #[serde(default)]
+    validated: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +187,9 @@ pub struct Manifest {
     pub name: String,
     pub description: String,
     pub intended_use: String,
+    /// Whether the weights were validated for clinical use on real patient data; only then
+    /// may their findings raise priority (unless `inference.priority_from_unvalidated`).
+    pub validated: bool,
     pub modalities: Vec<String>,
     pub kind: Kind,
     pub input_name: String,
@@ -240,6 +245,7 @@ impl Manifest {
             name: raw.model.name,
             description: raw.model.description,
             intended_use: raw.model.intended_use,
+            validated: raw.model.validated,
             modalities: raw.model.modalities,
             kind,
             input_name: non_empty("input.name", raw.input.name)?,

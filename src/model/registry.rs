@@ -42,6 +42,9 @@ pub struct LoadedModel {
     pub dir: PathBuf,
     /// Slices per run for slice models (`inference.batch_size`, or the model's fixed batch).
     pub batch_size: usize,
+    /// Whether its findings may raise priority: a validated model, or a deployment that
+    /// allows unvalidated ones (`inference.priority_from_unvalidated`).
+    pub raises_priority: bool,
 }
 
 impl LoadedModel {
@@ -59,7 +62,15 @@ impl LoadedModel {
         }
         let session = ModelSession::open(runtime, &manifest, &model_path, settings, trt_cache)?;
         let batch_size = session.max_batch(settings.batch_size);
-        Ok(LoadedModel { manifest, session, dir: dir.to_path_buf(), batch_size })
+        let raises_priority = manifest.validated || settings.priority_from_unvalidated;
+        if !manifest.validated {
+            tracing::info!(
+                model = %manifest.id,
+                raises_priority,
+                "model is not validated for clinical use; its findings raise priority only if inference.priority_from_unvalidated allows"
+            );
+        }
+        Ok(LoadedModel { manifest, session, dir: dir.to_path_buf(), batch_size, raises_priority })
     }
 
     /// The execution provider in use.
