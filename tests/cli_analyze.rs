@@ -174,21 +174,7 @@ fn a_folder_holding_two_series_gives_one_document_per_series() {
 #[test]
 fn unvalidated_models_raise_priority_only_when_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().join("models");
-    let package = models.join("ct-chest-nodule");
-    std::fs::create_dir_all(&package).unwrap();
-    let source = common::repo().join("models/ct-chest-nodule");
-    std::fs::copy(source.join("model.onnx"), package.join("model.onnx")).unwrap();
-    let manifest = std::fs::read_to_string(source.join("model.toml")).unwrap();
-    let always = manifest
-        .lines()
-        .map(|l| match l.split(" =").next() {
-            Some(key @ ("priority" | "positive")) => format!("{key} = 0.0"),
-            _ => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(package.join("model.toml"), always).unwrap();
+    let models = common::models_with_thresholds(dir.path(), "ct-chest-nodule", 0.0);
     let file = common::testdata().join("dicom/ct/CT_small.dcm");
 
     let priority = |allowed: &str| {

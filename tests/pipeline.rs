@@ -147,7 +147,7 @@ fn priority_finding_posts_the_webhook() {
     require_tool("storescu");
     let dir = tempfile::tempdir().unwrap();
     let witness = Witness::start();
-    let models = models_with_priority_threshold(dir.path(), "ct-chest-nodule", 0.0);
+    let models = common::models_with_thresholds(dir.path(), "ct-chest-nodule", 0.0);
     let hook = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}/argus", hook.local_addr().unwrap().port());
     // The reference models are not validated, so the deployment must allow them to raise
@@ -168,26 +168,6 @@ fn priority_finding_posts_the_webhook() {
     assert!(body["study_uid"].as_str().unwrap().len() > 5);
     assert!(body["confidence"].as_f64().is_some());
     assert!(node.log_text().contains("priority review"));
-}
-
-/// A copy of one reference model whose positive and priority thresholds are `threshold`.
-fn models_with_priority_threshold(dir: &Path, id: &str, threshold: f32) -> PathBuf {
-    let models = dir.join("models");
-    let target = models.join(id);
-    std::fs::create_dir_all(&target).unwrap();
-    let source = repo_models().join(id);
-    std::fs::copy(source.join("model.onnx"), target.join("model.onnx")).unwrap();
-    let manifest = std::fs::read_to_string(source.join("model.toml")).unwrap();
-    let manifest: String = manifest
-        .lines()
-        .map(|l| match l.split(" =").next() {
-            Some(key @ ("priority" | "positive")) => format!("{key} = {threshold}"),
-            _ => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(target.join("model.toml"), manifest).unwrap();
-    models
 }
 
 /// Accepts one HTTP request on `listener`, answers 200 and returns its body.

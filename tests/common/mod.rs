@@ -395,3 +395,24 @@ pub fn write_f32(path: &Path, values: &[f32]) {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(path, bytes).unwrap();
 }
+
+/// A models folder under `dir` holding a copy of reference model `id` whose positive and
+/// priority thresholds are both `threshold`.
+pub fn models_with_thresholds(dir: &Path, id: &str, threshold: f32) -> PathBuf {
+    let models = dir.join("models");
+    let target = models.join(id);
+    std::fs::create_dir_all(&target).unwrap();
+    let source = repo().join("models").join(id);
+    std::fs::copy(source.join("model.onnx"), target.join("model.onnx")).unwrap();
+    let manifest = std::fs::read_to_string(source.join("model.toml")).unwrap();
+    let manifest: String = manifest
+        .lines()
+        .map(|l| match l.split(" =").next() {
+            Some(key @ ("priority" | "positive")) => format!("{key} = {threshold}"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(target.join("model.toml"), manifest).unwrap();
+    models
+}
